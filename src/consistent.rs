@@ -1,0 +1,75 @@
+//! The consistent window: `dma_alloc_coherent` / `dma_free_coherent`.
+//!
+//! A buffer is physically contiguous and mapped uncached in P3. Before the
+//! uncached mapping is returned, the frames' cached P1 alias is purged, so no
+//! dirty line can later be written back over what the device wrote.
+
+use crate::addr::{PhysAddr, VirtAddr, PAGE_SIZE};
+use crate::error::{MmError, MmResult};
+use crate::frame::{FrameAllocator, PhysAccess};
+use crate::hw::{CacheOp, MmuHw};
+use crate::manager::MemoryManager;
+use crate::pte::{CacheAttr, Prot, PteFlags};
+use crate::vmalloc::{page_of, pages_for};
+
+/// A DMA-coherent buffer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DmaBuffer {
+    /// Uncached kernel address (consistent window).
+    pub va: VirtAddr,
+    /// Bus/physical address for the device.
+    pub phys: PhysAddr,
+    /// Size in pages.
+    pub pages: u32,
+}
+
+impl<H: MmuHw, M: PhysAccess, A: FrameAllocator> MemoryManager<H, M, A> {
+    /// Allocates a zeroed, physically contiguous buffer of `size` bytes
+    /// (rounded up to pages), mapped uncached in the consistent window.
+    pub fn dma_alloc_coherent(&mut self, size: usize) -> MmResult<DmaBuffer> {
+        let pages = pages_for(size)?;
+        let first = self.alloc.alloc(pages).ok_or(MmError::OutOfFrames)?;
+        let area = match self.consistent.alloc(pages, (first, pages)) {
+            Ok(a) => a,
+            Err(e) => {
+                self.alloc.free(first, pages);
+                return Err(e);
+            }
+        };
+        for i in 0..pages {
+            if let Some(f) = first.offset(i) {
+                self.mem.zero_frame(f);
+            }
+        }
+        // Zeroed through the cached view: write it back and drop the lines.
+        self.hw.cache_op(CacheOp::Purge, first.start().to_p1().as_u32(), pages * PAGE_SIZE);
+        let start = page_of(area.start);
+        if let Err(e) = self.map_kernel(start, pages, Prot::KernelRw, CacheAttr::Uncached, PteFlags::empty(), |i| {
+            first.offset(i).unwrap_or(first)
+        }) {
+            let _ = self.consistent.free(area.start);
+            self.alloc.free(first, pages);
+            return Err(e);
+        }
+        Ok(DmaBuffer { va: start.start(), phys: first.start(), pages })
+    }
+
+    /// Frees a buffer from [`Self::dma_alloc_coherent`]: unmap, TLB flush,
+    /// then the frames and the range are released.
+    pub fn dma_free_coherent(&mut self, va: VirtAddr) -> MmResult<()> {
+        if !va.is_page_aligned() {
+            return Err(MmError::Unaligned);
+        }
+        let key = va.as_u32() >> 12;
+        let (area, &(first, pages)) = self.consistent.get(key).ok_or(MmError::BadHandle)?;
+        self.unmap_kernel(page_of(area.start), area.pages, |_, _| {});
+        self.consistent.free(key)?;
+        self.alloc.free(first, pages);
+        Ok(())
+    }
+
+    /// Number of live DMA-coherent buffers.
+    pub fn dma_buffers(&self) -> usize {
+        self.consistent.live()
+    }
+}

@@ -1,0 +1,90 @@
+//! What the OS provides: physical frames and a way to touch them.
+
+use crate::addr::{Frame, PhysAddr, PAGE_SIZE};
+
+/// The OS's physical frame allocator.
+///
+/// The MM asks for page-table pages (one frame), vmalloc backing (one frame
+/// each) and DMA-coherent buffers (`count` physically contiguous frames).
+/// Returning `None` is always allowed: every operation then fails with
+/// [`crate::MmError::OutOfFrames`] and leaves everything as it was.
+pub trait FrameAllocator {
+    /// Allocates `count` physically contiguous frames (count ≥ 1).
+    fn alloc(&mut self, count: u32) -> Option<Frame>;
+    /// Frees frames returned by [`FrameAllocator::alloc`] with the same `count`.
+    fn free(&mut self, first: Frame, count: u32);
+}
+
+impl<A: FrameAllocator + ?Sized> FrameAllocator for &mut A {
+    fn alloc(&mut self, count: u32) -> Option<Frame> {
+        (**self).alloc(count)
+    }
+    fn free(&mut self, first: Frame, count: u32) {
+        (**self).free(first, count)
+    }
+}
+
+/// How MM code reads and writes physical memory (page tables, page contents).
+///
+/// # Safety
+/// `ptr(pa)` must return a pointer valid for reads and writes of the whole
+/// frame containing `pa` for as long as that frame is allocated, and the
+/// pointer for `pa` must be the frame's pointer plus the offset of `pa`.
+pub unsafe trait PhysAccess {
+    /// A pointer through which physical address `pa` can be accessed.
+    fn ptr(&self, pa: PhysAddr) -> *mut u8;
+
+    /// Reads the aligned 32-bit word at `pa` (volatile).
+    fn read_u32(&self, pa: PhysAddr) -> u32 {
+        let p = self.ptr(pa) as *const u32;
+        // SAFETY: the trait contract makes `p` valid; page-table words are
+        // 4-byte aligned because `pa` is (callers only pass aligned slots).
+        unsafe { p.read_volatile() }
+    }
+    /// Writes the aligned 32-bit word at `pa` (volatile, one store: a
+    /// concurrent TLB-miss handler sees the old or the new value).
+    fn write_u32(&self, pa: PhysAddr, value: u32) {
+        let p = self.ptr(pa) as *mut u32;
+        // SAFETY: as in `read_u32`.
+        unsafe { p.write_volatile(value) }
+    }
+    /// Fills a frame with zeros.
+    fn zero_frame(&self, frame: Frame) {
+        let p = self.ptr(frame.start());
+        // SAFETY: the whole frame is valid for writes by the trait contract.
+        unsafe { core::ptr::write_bytes(p, 0, PAGE_SIZE as usize) }
+    }
+    /// Copies one whole frame to another.
+    fn copy_frame(&self, from: Frame, to: Frame) {
+        let s = self.ptr(from.start());
+        let d = self.ptr(to.start());
+        // SAFETY: both frames are valid and distinct frames never overlap.
+        unsafe { core::ptr::copy_nonoverlapping(s, d, PAGE_SIZE as usize) }
+    }
+}
+
+// SAFETY: forwards to `T`, which upholds the contract.
+unsafe impl<T: PhysAccess + ?Sized> PhysAccess for &T {
+    fn ptr(&self, pa: PhysAddr) -> *mut u8 {
+        (**self).ptr(pa)
+    }
+}
+
+// SAFETY: forwards to `T`, which upholds the contract.
+unsafe impl<T: PhysAccess + ?Sized> PhysAccess for alloc::rc::Rc<T> {
+    fn ptr(&self, pa: PhysAddr) -> *mut u8 {
+        (**self).ptr(pa)
+    }
+}
+
+/// Physical memory seen through P1 (the kernel's own view on target).
+pub struct P1Access;
+
+// SAFETY: on the SH-4 every physical address below 512 MiB is reachable at
+// P1 = pa | 0x8000_0000 without translation; whether RAM is there is the
+// caller's concern (only allocated frames are ever passed in).
+unsafe impl PhysAccess for P1Access {
+    fn ptr(&self, pa: PhysAddr) -> *mut u8 {
+        pa.to_p1().as_u32() as usize as *mut u8
+    }
+}

@@ -1,0 +1,457 @@
+//! [`MemoryManager`]: swapper_pg_dir, the mm table, ASIDs, switching, and
+//! user mappings. The P3 windows live in `vmalloc.rs`, `consistent.rs` and
+//! `fixmap.rs`; TLB exceptions in `fault.rs`.
+
+use crate::addr::{Frame, Page, PhysAddr, Region, VirtAddr};
+use crate::asid::{AsidAllocator, NO_CONTEXT};
+use crate::error::{MmError, MmResult};
+use crate::frame::{FrameAllocator, PhysAccess};
+use crate::hw::{self, IrqGuard, MmuHw};
+use crate::layout::{CONSISTENT_END, CONSISTENT_START, FIXMAP_SLOTS, VMALLOC_END, VMALLOC_START};
+use crate::mm::{MmData, MmId, MmSlot, TaskMm, INIT_MM};
+use crate::mutation::{self, Mutation};
+use crate::pgtable::{PageTable, KERNEL_PGDS, USER_PGDS};
+use crate::pte::{CacheAttr, Prot, Pte, PteFlags};
+use crate::tlb::{self, TlbFlush};
+use crate::window::RangeAllocator;
+use crate::fault::FaultContext;
+use crate::vmalloc::AreaKind;
+use alloc::vec::Vec;
+
+/// The memory manager of one SH-4 CPU.
+///
+/// `H` drives the MMU, `M` reaches physical memory, `A` is the OS's frame
+/// allocator. All methods that remove or weaken a translation flush the TLB
+/// before they return.
+pub struct MemoryManager<H: MmuHw, M: PhysAccess, A: FrameAllocator> {
+    pub(crate) hw: H,
+    pub(crate) mem: M,
+    pub(crate) alloc: A,
+    pub(crate) swapper: Frame,
+    mms: Vec<MmSlot>,
+    free_slots: Vec<u32>,
+    asids: AsidAllocator,
+    active: MmId,
+    pub(crate) vmalloc: RangeAllocator<AreaKind>,
+    pub(crate) consistent: RangeAllocator<(Frame, u32)>,
+    pub(crate) fixmap_used: [u32; (FIXMAP_SLOTS / 32) as usize],
+}
+
+impl<H: MmuHw, M: PhysAccess, A: FrameAllocator> MemoryManager<H, M, A> {
+    /// Allocates and clears `swapper_pg_dir`, makes `init_mm` active (TTB,
+    /// ASID 0). Translation is turned on separately by [`Self::enable_mmu`].
+    pub fn new(hw: H, mem: M, mut alloc: A) -> MmResult<Self> {
+        let swapper = alloc.alloc(1).ok_or(MmError::OutOfFrames)?;
+        mem.zero_frame(swapper);
+        let mm = MemoryManager {
+            hw,
+            mem,
+            alloc,
+            swapper,
+            mms: alloc::vec![MmSlot {
+                gen: 0,
+                data: Some(MmData { pgd: swapper, context: NO_CONTEXT, users: 1, count: 1 }),
+            }],
+            free_slots: Vec::new(),
+            asids: AsidAllocator::new(),
+            active: INIT_MM,
+            vmalloc: RangeAllocator::new(VMALLOC_START >> 12, VMALLOC_END >> 12, 1),
+            consistent: RangeAllocator::new(CONSISTENT_START >> 12, CONSISTENT_END >> 12, 1),
+            fixmap_used: [0; (FIXMAP_SLOTS / 32) as usize],
+        };
+        mm.hw.set_ttb(swapper.start().to_p1().as_u32());
+        mm.hw.set_pteh(0);
+        Ok(mm)
+    }
+
+    /// Turns address translation on (MMUCR = AT|TI: TI together with AT,
+    /// so nothing translated before survives).
+    pub fn enable_mmu(&self) {
+        self.hw.set_mmucr(hw::MMUCR_AT | hw::MMUCR_TI);
+    }
+
+    /// The reference kernel table.
+    pub fn swapper_pg_dir(&self) -> Frame {
+        self.swapper
+    }
+
+    /// What the TLB-exception path needs (it never takes the manager's lock).
+    pub fn fault_context(&self) -> FaultContext {
+        FaultContext { swapper: self.swapper }
+    }
+
+    /// The MMU interface.
+    pub fn hw(&self) -> &H {
+        &self.hw
+    }
+    /// Physical memory access.
+    pub fn mem(&self) -> &M {
+        &self.mem
+    }
+    /// The frame allocator.
+    pub fn allocator(&self) -> &A {
+        &self.alloc
+    }
+    /// The frame allocator, mutably.
+    pub fn allocator_mut(&mut self) -> &mut A {
+        &mut self.alloc
+    }
+    /// The ASID allocator (for statistics).
+    pub fn asids(&self) -> &AsidAllocator {
+        &self.asids
+    }
+    /// The address space currently in TTB/PTEH.
+    pub fn active(&self) -> MmId {
+        self.active
+    }
+
+    pub(crate) fn kernel_table(&self) -> PageTable<'_, M> {
+        PageTable::new(&self.mem, self.swapper)
+    }
+
+    fn data(&self, id: MmId) -> MmResult<&MmData> {
+        self.mms
+            .get(id.index as usize)
+            .filter(|s| s.gen == id.gen)
+            .and_then(|s| s.data.as_ref())
+            .ok_or(MmError::BadHandle)
+    }
+
+    fn data_mut(&mut self, id: MmId) -> MmResult<&mut MmData> {
+        self.mms
+            .get_mut(id.index as usize)
+            .filter(|s| s.gen == id.gen)
+            .and_then(|s| s.data.as_mut())
+            .ok_or(MmError::BadHandle)
+    }
+
+    /// The first-level table of `id`.
+    pub fn pgd(&self, id: MmId) -> MmResult<Frame> {
+        Ok(self.data(id)?.pgd)
+    }
+
+    /// `(users, count)` of `id`.
+    pub fn refcounts(&self, id: MmId) -> MmResult<(u32, u32)> {
+        let d = self.data(id)?;
+        Ok((d.users, d.count))
+    }
+
+    /// Number of live address spaces, `init_mm` included.
+    pub fn live_mms(&self) -> usize {
+        self.mms.iter().filter(|s| s.data.is_some()).count()
+    }
+
+    /// Creates an address space: a new first-level table whose P3 part is
+    /// copied from `swapper_pg_dir` (the PTE pages are shared, not copied).
+    /// `users = count = 1`.
+    pub fn mm_create(&mut self) -> MmResult<MmId> {
+        if self.free_slots.is_empty() {
+            self.mms.try_reserve(1).map_err(|_| MmError::OutOfFrames)?;
+        }
+        let pgd = self.alloc.alloc(1).ok_or(MmError::OutOfFrames)?;
+        self.mem.zero_frame(pgd);
+        if !mutation::enabled(Mutation::MmCreateNoKernelCopy) {
+            let (src, dst) = (self.kernel_table(), PageTable::new(&self.mem, pgd));
+            for i in KERNEL_PGDS {
+                dst.set_pgd_raw(i, src.pgd_raw(i));
+            }
+        }
+        let data = Some(MmData { pgd, context: NO_CONTEXT, users: 1, count: 1 });
+        let id = match self.free_slots.pop() {
+            Some(index) => {
+                let slot = &mut self.mms[index as usize];
+                slot.data = data;
+                MmId { index, gen: slot.gen }
+            }
+            None => {
+                self.mms.push(MmSlot { gen: 1, data });
+                MmId { index: self.mms.len() as u32 - 1, gen: 1 }
+            }
+        };
+        Ok(id)
+    }
+
+    /// Another task shares `id` (CLONE_VM): `users += 1`.
+    pub fn mm_get(&mut self, id: MmId) -> MmResult<()> {
+        let d = self.data_mut(id)?;
+        d.users = d.users.checked_add(1).ok_or(MmError::Overflow)?;
+        Ok(())
+    }
+
+    /// A reference to the structure and first-level table (lazy borrow):
+    /// `count += 1`.
+    pub fn mm_grab(&mut self, id: MmId) -> MmResult<()> {
+        let d = self.data_mut(id)?;
+        d.count = d.count.checked_add(1).ok_or(MmError::Overflow)?;
+        Ok(())
+    }
+
+    /// Drops a task's share of `id`. When the last user goes, every user
+    /// mapping is torn down (each present PTE is passed to `on_user_page` so
+    /// the OS can release the frame), its PTE pages are freed, its TLB entries
+    /// are retired, and the users' reference to the structure is dropped.
+    pub fn mm_put(&mut self, id: MmId, on_user_page: impl FnMut(Page, Pte)) -> MmResult<()> {
+        if id == INIT_MM {
+            return Err(MmError::BadHandle);
+        }
+        let d = self.data_mut(id)?;
+        if d.users == 0 {
+            return Err(MmError::BadHandle);
+        }
+        d.users -= 1;
+        if d.users > 0 {
+            return Ok(());
+        }
+        let pgd = d.pgd;
+        PageTable::new(&self.mem, pgd).free_tables(&mut self.alloc, USER_PGDS, on_user_page);
+        self.retire_context(id)?;
+        self.mm_drop(id)
+    }
+
+    /// Drops a structure reference. At zero the first-level table is freed;
+    /// an mm cannot reach zero while it is active (it returns
+    /// [`MmError::Busy`] instead, and nothing changes).
+    pub fn mm_drop(&mut self, id: MmId) -> MmResult<()> {
+        if id == INIT_MM {
+            return Err(MmError::BadHandle);
+        }
+        let active = self.active;
+        let d = self.data_mut(id)?;
+        if d.count == 0 {
+            return Err(MmError::BadHandle);
+        }
+        if d.count == 1 && id == active {
+            return Err(MmError::Busy);
+        }
+        d.count -= 1;
+        if d.count > 0 {
+            return Ok(());
+        }
+        if d.users != 0 {
+            // users hold a count between them: cannot happen; refuse.
+            d.count = 1;
+            return Err(MmError::Busy);
+        }
+        let pgd = d.pgd;
+        let slot = &mut self.mms[id.index as usize];
+        slot.data = None;
+        slot.gen = slot.gen.wrapping_add(1).max(1);
+        self.free_slots.push(id.index);
+        self.alloc.free(pgd, 1);
+        Ok(())
+    }
+
+    /// Makes sure no TLB entry tagged with `id`'s ASID can be used again:
+    /// its context is dropped (ASIDs are not reused within a generation),
+    /// and if it is active it gets a fresh ASID at once.
+    fn retire_context(&mut self, id: MmId) -> MmResult<()> {
+        self.data_mut(id)?.context = NO_CONTEXT;
+        if self.active == id {
+            self.activate_asid(id)?;
+        }
+        Ok(())
+    }
+
+    fn activate_asid(&mut self, id: MmId) -> MmResult<u8> {
+        if id == INIT_MM {
+            self.hw.set_pteh(0);
+            return Ok(0);
+        }
+        let mut ctx = self.data(id)?.context;
+        let a = self.asids.assign(&mut ctx);
+        self.data_mut(id)?.context = ctx;
+        if a.flush_all {
+            tlb::flush_all(&self.hw);
+        }
+        self.hw.set_pteh(a.asid as u32);
+        Ok(a.asid)
+    }
+
+    /// Loads `next` into TTB and PTEH.ASID (assigning an ASID, and flushing
+    /// the TLB on ASID rollover). Interrupts are masked meanwhile so TTB and
+    /// the ASID never disagree when a TLB miss is taken.
+    pub fn switch_mm(&mut self, next: MmId) -> MmResult<()> {
+        let pgd = self.data(next)?.pgd;
+        let saved = self.hw.irq_save();
+        self.hw.set_ttb(pgd.start().to_p1().as_u32());
+        let r = self.activate_asid(next);
+        self.hw.irq_restore(saved);
+        r?;
+        self.active = next;
+        Ok(())
+    }
+
+    /// The address-space half of a context switch from `prev` to `next`.
+    ///
+    /// A kernel thread (`next.mm == None`) borrows `prev.active_mm` and
+    /// grabs it; a user task switches to its own mm. A kernel thread being
+    /// switched out returns what it borrowed.
+    pub fn context_switch(&mut self, prev: &mut TaskMm, next: &mut TaskMm) -> MmResult<()> {
+        let prev_active = prev.active_mm.ok_or(MmError::BadHandle)?;
+        match next.mm {
+            None => {
+                self.mm_grab(prev_active)?;
+                next.active_mm = Some(prev_active);
+                if self.active != prev_active {
+                    self.switch_mm(prev_active)?;
+                }
+            }
+            Some(m) => {
+                self.data(m)?;
+                if self.active != m {
+                    self.switch_mm(m)?;
+                }
+                next.active_mm = Some(m);
+            }
+        }
+        if prev.mm.is_none() {
+            prev.active_mm = None;
+            if prev_active != INIT_MM {
+                self.mm_drop(prev_active)?;
+            }
+        } else {
+            prev.active_mm = None;
+        }
+        Ok(())
+    }
+
+    /// The current task gives up its mm (exit/exec): it keeps running on it
+    /// lazily, like a kernel thread, until it is switched out.
+    pub fn exit_mm(&mut self, task: &mut TaskMm, on_user_page: impl FnMut(Page, Pte)) -> MmResult<()> {
+        let mm = task.mm.ok_or(MmError::BadHandle)?;
+        self.mm_grab(mm)?;
+        task.mm = None;
+        task.active_mm = Some(mm);
+        self.mm_put(mm, on_user_page)
+    }
+
+    fn user_range(start: Page, count: u32) -> MmResult<()> {
+        if count == 0 {
+            return Err(MmError::ZeroSize);
+        }
+        let last = start.offset(count - 1).ok_or(MmError::Overflow)?;
+        if start.start().region() != Region::P0 {
+            return Err(MmError::BadAddress(start.start()));
+        }
+        if last.start().region() != Region::P0 {
+            return Err(MmError::Overflow);
+        }
+        Ok(())
+    }
+
+    /// Maps `count` pages at user address `start` of `mm` to the physically
+    /// contiguous frames from `first`. Nothing is changed on failure.
+    pub fn map_user(
+        &mut self,
+        mm: MmId,
+        start: Page,
+        first: Frame,
+        count: u32,
+        prot: Prot,
+        attr: CacheAttr,
+    ) -> MmResult<()> {
+        Self::user_range(start, count)?;
+        first.offset(count - 1).ok_or(MmError::Overflow)?;
+        let pgd = self.data(mm)?.pgd;
+        // Clean (D=0): the first write takes the initial-page-write path,
+        // which is how the OS learns a page is dirty.
+        PageTable::new(&self.mem, pgd).map(&mut self.alloc, start, count, |i| {
+            let f = first.offset(i).unwrap_or(first);
+            Pte::new(f, prot, attr, PteFlags::ACCESSED)
+        })
+    }
+
+    fn user_flush(&self, mm: MmId, start: Page, count: u32) -> MmResult<TlbFlush> {
+        let ctx = self.data(mm)?.context;
+        Ok(if self.asids.is_current(ctx) {
+            TlbFlush::range(start, count, (ctx & 0xFF) as u8)
+        } else {
+            TlbFlush::none()
+        })
+    }
+
+    /// Unmaps user pages (holes allowed), reporting each present PTE to
+    /// `on_unmap`, and flushes them from the TLB. Returns how many were mapped.
+    pub fn unmap_user(
+        &mut self,
+        mm: MmId,
+        start: Page,
+        count: u32,
+        on_unmap: impl FnMut(Page, Pte),
+    ) -> MmResult<u32> {
+        Self::user_range(start, count)?;
+        let pgd = self.data(mm)?.pgd;
+        let n = PageTable::new(&self.mem, pgd).unmap(start, count, on_unmap);
+        self.user_flush(mm, start, count)?.flush(&self.hw);
+        Ok(n)
+    }
+
+    /// Changes the protection of present user pages and flushes them.
+    pub fn protect_user(&mut self, mm: MmId, start: Page, count: u32, prot: Prot) -> MmResult<u32> {
+        Self::user_range(start, count)?;
+        let pgd = self.data(mm)?.pgd;
+        let n = PageTable::new(&self.mem, pgd).update(start, count, |p| {
+            let q = p.with_prot(prot);
+            if prot.writable() { q } else { q.without(PteFlags::D) }
+        });
+        self.user_flush(mm, start, count)?.flush(&self.hw);
+        Ok(n)
+    }
+
+    /// What `va` translates to in `mm` (kernel addresses through the mm's
+    /// copy of the kernel entries, falling back to `swapper_pg_dir`).
+    pub fn translate(&self, mm: MmId, va: VirtAddr) -> MmResult<(PhysAddr, Pte)> {
+        let pgd = self.data(mm)?.pgd;
+        let t = PageTable::new(&self.mem, pgd);
+        match va.region() {
+            Region::P0 => t.translate(va),
+            Region::P3 => t.translate(va).or_else(|| self.kernel_table().translate(va)),
+            Region::P1 | Region::P2 => PhysAddr::from_p1_p2(va).map(|pa| (pa, Pte::NONE)),
+            Region::P4 => None,
+        }
+        .ok_or(MmError::NotMapped(va))
+    }
+
+    /// Maps kernel pages into `swapper_pg_dir` (shared, dirty, accessed).
+    pub(crate) fn map_kernel(
+        &mut self,
+        start: Page,
+        count: u32,
+        prot: Prot,
+        attr: CacheAttr,
+        extra: PteFlags,
+        frame_of: impl FnMut(u32) -> Frame,
+    ) -> MmResult<()> {
+        let mut frame_of = frame_of;
+        let swapper = self.swapper;
+        PageTable::new(&self.mem, swapper).map(&mut self.alloc, start, count, |i| {
+            Pte::new(frame_of(i), prot, attr, extra | PteFlags::SH | PteFlags::D | PteFlags::ACCESSED)
+        })
+    }
+
+    /// Unmaps kernel pages from `swapper_pg_dir` and flushes them (unless the
+    /// `KernelUnmapNoFlush` mutation is on). PTE pages are never freed: other
+    /// mms may hold copies of the first-level entries.
+    pub(crate) fn unmap_kernel(&mut self, start: Page, count: u32, on_unmap: impl FnMut(Page, Pte)) -> u32 {
+        let swapper = self.swapper;
+        let n = PageTable::new(&self.mem, swapper).unmap(start, count, on_unmap);
+        let flush = TlbFlush::range(start, count, 0);
+        if mutation::enabled(Mutation::KernelUnmapNoFlush) {
+            flush.ignore();
+        } else {
+            let _irq = IrqGuard::new(&self.hw);
+            flush.flush(&self.hw);
+        }
+        n
+    }
+
+    /// Number of PTE pages in `swapper_pg_dir`'s P3 part.
+    pub fn kernel_pte_pages(&self) -> usize {
+        self.kernel_table().count_tables(KERNEL_PGDS)
+    }
+
+    /// Number of user PTE pages of `mm`.
+    pub fn user_pte_pages(&self, mm: MmId) -> MmResult<usize> {
+        Ok(PageTable::new(&self.mem, self.data(mm)?.pgd).count_tables(USER_PGDS))
+    }
+}

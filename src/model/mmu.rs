@@ -1,0 +1,422 @@
+//! The MMU part of the model.
+
+extern crate std;
+use crate::hw::{self, expevt, CacheOp, MmuHw};
+use std::boxed::Box;
+use std::cell::{Cell, RefCell};
+use std::vec::Vec;
+
+/// One UTLB/ITLB entry (4 KiB pages only; other sizes are recorded as errors).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TlbEntry {
+    /// Virtual page number (VA >> 12).
+    pub vpn: u32,
+    /// ASID tag.
+    pub asid: u8,
+    /// Valid.
+    pub v: bool,
+    /// Shared (matches every ASID).
+    pub sh: bool,
+    /// Physical page number (PA >> 12).
+    pub ppn: u32,
+    /// PR field.
+    pub pr: u8,
+    /// Dirty.
+    pub d: bool,
+    /// Cacheable.
+    pub c: bool,
+    /// Write-through.
+    pub wt: bool,
+}
+
+/// Hardware operations the model saw (for tests that check the mechanism).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HwEvent {
+    /// LDTLB into `slot`.
+    Ldtlb {
+        /// UTLB index.
+        slot: u32,
+        /// The entry loaded.
+        entry: TlbEntry,
+    },
+    /// Associative UTLB address-array write of `value` (VPN | ASID | V).
+    AssocWrite(u32),
+    /// MMUCR.TI.
+    FlushAll,
+    /// TTB written.
+    Ttb(u32),
+    /// An operand-cache operation.
+    Cache(CacheOp, u32, u32),
+    /// An interrupt was delivered.
+    Interrupt,
+}
+
+type IrqHandler = Box<dyn FnOnce(&Sh4Model)>;
+
+/// The model.
+pub struct Sh4Model {
+    pteh: Cell<u32>,
+    ptel: Cell<u32>,
+    ttb: Cell<u32>,
+    mmucr: Cell<u32>,
+    tea: Cell<u32>,
+    expevt: Cell<u32>,
+    utlb: RefCell<[TlbEntry; hw::UTLB_ENTRIES as usize]>,
+    itlb: RefCell<[TlbEntry; hw::ITLB_ENTRIES as usize]>,
+    itlb_next: Cell<usize>,
+    imask: Cell<u32>,
+    bl: Cell<bool>,
+    ops: Cell<u64>,
+    irq: RefCell<Option<(u64, IrqHandler)>>,
+    multi_hits: Cell<u32>,
+    latent_dups: Cell<u32>,
+    bad_sizes: Cell<u32>,
+    events: RefCell<Vec<HwEvent>>,
+}
+
+impl Default for Sh4Model {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+fn matches(e: &TlbEntry, vpn: u32, asid: u8, privileged_sv: bool) -> bool {
+    e.v && e.vpn == vpn && (e.sh || e.asid == asid || privileged_sv)
+}
+
+impl Sh4Model {
+    /// Power-on state: MMU off, TLB empty, interrupts masked (IMASK 15), BL clear.
+    pub fn new() -> Self {
+        Sh4Model {
+            pteh: Cell::new(0),
+            ptel: Cell::new(0),
+            ttb: Cell::new(0),
+            mmucr: Cell::new(0),
+            tea: Cell::new(0),
+            expevt: Cell::new(0),
+            utlb: RefCell::new([TlbEntry::default(); hw::UTLB_ENTRIES as usize]),
+            itlb: RefCell::new([TlbEntry::default(); hw::ITLB_ENTRIES as usize]),
+            itlb_next: Cell::new(0),
+            imask: Cell::new(15),
+            bl: Cell::new(false),
+            ops: Cell::new(0),
+            irq: RefCell::new(None),
+            multi_hits: Cell::new(0),
+            latent_dups: Cell::new(0),
+            bad_sizes: Cell::new(0),
+            events: RefCell::new(Vec::new()),
+        }
+    }
+
+    /// Sets SR.IMASK directly (the kernel's "enable interrupts").
+    pub fn set_imask(&self, imask: u32) {
+        self.imask.set(imask & 15);
+        self.tick();
+    }
+    /// SR.IMASK.
+    pub fn imask(&self) -> u32 {
+        self.imask.get()
+    }
+    /// SR.BL.
+    pub fn bl(&self) -> bool {
+        self.bl.get()
+    }
+    pub(crate) fn set_bl(&self, bl: bool) {
+        self.bl.set(bl);
+        if !bl {
+            self.tick_no_count();
+        }
+    }
+    /// Hardware operations executed so far (the model's "instruction count").
+    pub fn ops(&self) -> u64 {
+        self.ops.get()
+    }
+    /// Schedules a one-shot interrupt on hardware operation number `at`
+    /// (or the first one after it where interrupts are unmasked and BL=0).
+    /// The handler runs with IMASK=15 and may access memory (and take TLB
+    /// exceptions) through a [`crate::model::Machine`].
+    pub fn schedule_irq(&self, at: u64, handler: impl FnOnce(&Sh4Model) + 'static) {
+        *self.irq.borrow_mut() = Some((at, Box::new(handler)));
+    }
+    /// Whether a scheduled interrupt has not been delivered yet.
+    pub fn irq_pending(&self) -> bool {
+        self.irq.borrow().is_some()
+    }
+    /// Lookups that matched more than one entry (EXPEVT 0x140 on hardware).
+    pub fn multi_hits(&self) -> u32 {
+        self.multi_hits.get()
+    }
+    /// LDTLBs or array writes that left two entries able to match one access.
+    pub fn latent_duplicates(&self) -> u32 {
+        self.latent_dups.get()
+    }
+    /// LDTLBs of a page size other than 4 KiB.
+    pub fn bad_page_sizes(&self) -> u32 {
+        self.bad_sizes.get()
+    }
+    /// Events so far (and clears the log).
+    pub fn take_events(&self) -> Vec<HwEvent> {
+        core::mem::take(&mut *self.events.borrow_mut())
+    }
+    /// A copy of the UTLB.
+    pub fn utlb(&self) -> [TlbEntry; hw::UTLB_ENTRIES as usize] {
+        *self.utlb.borrow()
+    }
+    /// TEA.
+    pub fn tea(&self) -> u32 {
+        self.tea.get()
+    }
+    /// EXPEVT of the last exception.
+    pub fn expevt(&self) -> u32 {
+        self.expevt.get()
+    }
+
+    fn log(&self, e: HwEvent) {
+        self.events.borrow_mut().push(e);
+    }
+
+    fn tick(&self) {
+        self.ops.set(self.ops.get() + 1);
+        self.tick_no_count();
+    }
+
+    fn tick_no_count(&self) {
+        if self.imask.get() == 15 || self.bl.get() {
+            return;
+        }
+        let due = matches!(&*self.irq.borrow(), Some((at, _)) if self.ops.get() >= *at);
+        if !due {
+            return;
+        }
+        let Some((_, handler)) = self.irq.borrow_mut().take() else { return };
+        self.log(HwEvent::Interrupt);
+        let saved = self.imask.get();
+        self.imask.set(15);
+        handler(self);
+        self.imask.set(saved);
+    }
+
+    fn asid(&self) -> u8 {
+        (self.pteh.get() & 0xFF) as u8
+    }
+
+    fn sv(&self) -> bool {
+        self.mmucr.get() & hw::MMUCR_SV != 0
+    }
+
+    fn check_duplicates(&self) {
+        let u = self.utlb.borrow();
+        for i in 0..u.len() {
+            for j in i + 1..u.len() {
+                let (a, b) = (&u[i], &u[j]);
+                if a.v && b.v && a.vpn == b.vpn && (a.sh || b.sh || a.asid == b.asid) {
+                    self.latent_dups.set(self.latent_dups.get() + 1);
+                    return;
+                }
+            }
+        }
+    }
+
+    fn raise(&self, code: u32, va: u32) -> Result<u32, u32> {
+        self.expevt.set(code);
+        self.tea.set(va);
+        if code == expevt::TLB_MISS_READ || code == expevt::TLB_MISS_WRITE || code == expevt::INITIAL_PAGE_WRITE {
+            self.pteh.set((va & 0xFFFF_FC00) | self.asid() as u32);
+        }
+        Err(code)
+    }
+
+    /// Translates one access like the CPU: `Ok(physical address)` or
+    /// `Err(EXPEVT)` with TEA (and PTEH for misses) set.
+    pub fn translate(&self, va: u32, write: bool, fetch: bool, user: bool) -> Result<u32, u32> {
+        self.tick();
+        let (miss, prot, addr) = if write {
+            (expevt::TLB_MISS_WRITE, expevt::PROT_WRITE, expevt::ADDR_ERR_WRITE)
+        } else {
+            (expevt::TLB_MISS_READ, expevt::PROT_READ, expevt::ADDR_ERR_READ)
+        };
+        if user && va >= 0x8000_0000 {
+            return self.raise(addr, va);
+        }
+        let translated = va < 0x8000_0000 || (0xC000_0000..0xE000_0000).contains(&va);
+        if !translated || self.mmucr.get() & hw::MMUCR_AT == 0 {
+            return Ok(va & 0x1FFF_FFFF);
+        }
+        let vpn = va >> 12;
+        let asid = self.asid();
+        let sv = self.sv() && !user;
+        let hit = if fetch {
+            let it = self.itlb.borrow().iter().copied().filter(|e| matches(e, vpn, asid, sv)).collect::<Vec<_>>();
+            match it.len() {
+                0 => None,
+                1 => Some(it[0]),
+                _ => {
+                    self.multi_hits.set(self.multi_hits.get() + 1);
+                    return self.raise(expevt::TLB_MULTI_HIT, va);
+                }
+            }
+        } else {
+            None
+        };
+        let e = match hit {
+            Some(e) => e,
+            None => {
+                let u = self.utlb.borrow().iter().copied().filter(|e| matches(e, vpn, asid, sv)).collect::<Vec<_>>();
+                let e = match u.len() {
+                    0 => return self.raise(miss, va),
+                    1 => u[0],
+                    _ => {
+                        self.multi_hits.set(self.multi_hits.get() + 1);
+                        return self.raise(expevt::TLB_MULTI_HIT, va);
+                    }
+                };
+                if fetch {
+                    let i = self.itlb_next.get();
+                    self.itlb.borrow_mut()[i] = e;
+                    self.itlb_next.set((i + 1) % hw::ITLB_ENTRIES as usize);
+                }
+                // URC advances on UTLB accesses.
+                let m = self.mmucr.get();
+                let urc = (((m & hw::MMUCR_URC_MASK) >> hw::MMUCR_URC_SHIFT) + 1) % hw::UTLB_ENTRIES;
+                self.mmucr.set((m & !hw::MMUCR_URC_MASK) | (urc << hw::MMUCR_URC_SHIFT));
+                e
+            }
+        };
+        if user && e.pr < 2 {
+            return self.raise(prot, va);
+        }
+        if write && (e.pr == 0 || e.pr == 2) {
+            return self.raise(prot, va);
+        }
+        if write && !e.d {
+            return self.raise(expevt::INITIAL_PAGE_WRITE, va);
+        }
+        Ok((e.ppn << 12) | (va & 0xFFF))
+    }
+}
+
+fn entry_from(pteh: u32, ptel: u32) -> (TlbEntry, bool) {
+    let four_k = ptel & (1 << 7) != 0 && ptel & (1 << 4) == 0;
+    (
+        TlbEntry {
+            vpn: pteh >> 12,
+            asid: (pteh & 0xFF) as u8,
+            v: ptel & (1 << 8) != 0,
+            sh: ptel & (1 << 1) != 0,
+            ppn: (ptel & 0x1FFF_FC00) >> 12,
+            pr: ((ptel >> 5) & 3) as u8,
+            d: ptel & (1 << 2) != 0,
+            c: ptel & (1 << 3) != 0,
+            wt: ptel & 1 != 0,
+        },
+        four_k,
+    )
+}
+
+impl MmuHw for Sh4Model {
+    fn pteh(&self) -> u32 {
+        self.tick();
+        self.pteh.get()
+    }
+    fn set_pteh(&self, value: u32) {
+        self.tick();
+        self.pteh.set(value & 0xFFFF_FCFF);
+    }
+    fn set_ptel(&self, value: u32) {
+        self.tick();
+        self.ptel.set(value & 0x1FFF_FDFF);
+    }
+    fn ttb(&self) -> u32 {
+        self.tick();
+        self.ttb.get()
+    }
+    fn set_ttb(&self, value: u32) {
+        self.tick();
+        self.ttb.set(value);
+        self.log(HwEvent::Ttb(value));
+    }
+    fn mmucr(&self) -> u32 {
+        self.tick();
+        self.mmucr.get()
+    }
+    fn set_mmucr(&self, value: u32) {
+        self.tick();
+        if value & hw::MMUCR_TI != 0 {
+            self.utlb.borrow_mut().iter_mut().for_each(|e| e.v = false);
+            self.itlb.borrow_mut().iter_mut().for_each(|e| e.v = false);
+            self.log(HwEvent::FlushAll);
+        }
+        self.mmucr.set(value & !hw::MMUCR_TI);
+    }
+    fn ldtlb(&self) {
+        self.tick();
+        let slot = (self.mmucr.get() & hw::MMUCR_URC_MASK) >> hw::MMUCR_URC_SHIFT;
+        let (entry, four_k) = entry_from(self.pteh.get(), self.ptel.get());
+        if !four_k {
+            self.bad_sizes.set(self.bad_sizes.get() + 1);
+        }
+        self.utlb.borrow_mut()[slot as usize] = entry;
+        self.log(HwEvent::Ldtlb { slot, entry });
+        self.check_duplicates();
+    }
+    fn utlb_addr_write(&self, offset: u32, value: u32) {
+        self.tick();
+        let (vpn, asid, v, d) = (value >> 12, (value & 0xFF) as u8, value & (1 << 8) != 0, value & (1 << 9) != 0);
+        if offset & hw::UTLB_ASSOC != 0 {
+            self.log(HwEvent::AssocWrite(value));
+            let mut hits = 0;
+            for e in self.utlb.borrow_mut().iter_mut() {
+                if e.v && e.vpn == vpn && (e.sh || e.asid == asid) {
+                    hits += 1;
+                    e.v = v;
+                    e.d = d;
+                }
+            }
+            if hits > 1 {
+                self.multi_hits.set(self.multi_hits.get() + 1);
+            }
+            // As QEMU does: the associative UTLB write also searches the ITLB.
+            for e in self.itlb.borrow_mut().iter_mut() {
+                if e.v && e.vpn == vpn && (e.sh || e.asid == asid) {
+                    e.v = v;
+                }
+            }
+        } else {
+            let i = ((offset >> 8) & 63) as usize;
+            let mut u = self.utlb.borrow_mut();
+            u[i].vpn = vpn;
+            u[i].asid = asid;
+            u[i].v = v;
+            u[i].d = d;
+            drop(u);
+            self.check_duplicates();
+        }
+    }
+    fn utlb_data_write(&self, entry: u32, value: u32) {
+        self.tick();
+        let i = (entry & 63) as usize;
+        let old = self.utlb.borrow()[i];
+        let (mut e, four_k) = entry_from(old.vpn << 12 | old.asid as u32, value);
+        if !four_k {
+            self.bad_sizes.set(self.bad_sizes.get() + 1);
+        }
+        e.vpn = old.vpn;
+        e.asid = old.asid;
+        self.utlb.borrow_mut()[i] = e;
+        self.check_duplicates();
+    }
+    fn cache_op(&self, op: CacheOp, va: u32, len: u32) {
+        self.tick();
+        self.log(HwEvent::Cache(op, va, len));
+    }
+    fn irq_save(&self) -> u32 {
+        self.tick();
+        let old = self.imask.get();
+        self.imask.set(15);
+        old
+    }
+    fn irq_restore(&self, saved: u32) {
+        self.imask.set(saved & 15);
+        self.tick();
+    }
+}

@@ -1,0 +1,24 @@
+//! A software model of the SH-4 MMU and a simulated machine, for host tests.
+//!
+//! * [`Sh4Model`] implements [`crate::MmuHw`]: PTEH/PTEL/TTB/MMUCR, LDTLB at
+//!   MMUCR.URC, a 64-entry UTLB and a 4-entry ITLB with ASIDs, the SH bit and
+//!   SV, the memory-mapped (and associative) UTLB array writes, SR.IMASK and
+//!   SR.BL, and one-shot "interrupts" that land on the Nth hardware operation.
+//!   A lookup that matches two entries is a multiple hit (EXPEVT 0x140); an
+//!   LDTLB that creates a duplicate is counted as a latent multiple hit.
+//! * [`PhysMemory`] is simulated RAM; [`FrameArena`] a frame allocator over
+//!   it that counts frames and can fail on the Nth call.
+//! * [`Machine`] executes loads, stores and fetches like the CPU: TLB miss →
+//!   fast path with BL=1 → slow path ([`crate::fault::handle_tlb_exception`])
+//!   → retry, and checks that every translation the TLB produced agrees with
+//!   the page tables (a stale entry is reported, not silently used).
+
+extern crate std;
+
+mod machine;
+mod mem;
+mod mmu;
+
+pub use machine::{Machine, MachineError};
+pub use mem::{FrameArena, PhysMemory};
+pub use mmu::{HwEvent, Sh4Model, TlbEntry};
