@@ -68,7 +68,7 @@ step_libgccjit() {
     say "libgccjit: applying Debian gcc-gfdl-build.diff"
     patch -d "$src" -p2 -s < /usr/src/gcc-12/patches/gcc-gfdl-build.diff \
         || fail "gcc-gfdl-build.diff does not apply"
-    say "libgccjit: disabling the sh_treg_combine pass (wrong-code bug, see patches/gcc)"
+    say "libgccjit: applying patches/gcc (sh_treg_combine off; libgccjit fixes for rustc_codegen_gcc)"
     for p in "$HERE"/../patches/gcc/*.diff; do
         patch -d "$src" -p1 -s < "$p" || fail "$(basename "$p") does not apply"
     done
@@ -77,7 +77,7 @@ step_libgccjit() {
     say "libgccjit: configuring (log: $work/build.log)"
     ( cd "$work/build" && CFLAGS="-O2 -g0" CXXFLAGS="-O2 -g0" "$src/configure" \
         --build=x86_64-linux-gnu --host=x86_64-linux-gnu --target=sh4-linux-gnu \
-        --prefix="$GCC_PREFIX" --enable-languages=jit,c --enable-host-shared \
+        --prefix="$GCC_PREFIX" --with-cpu=m4-nofpu --enable-languages=jit,c --enable-host-shared \
         --disable-bootstrap --disable-multilib --disable-nls --disable-werror \
         --disable-libsanitizer --disable-libssp --disable-libquadmath --disable-libgomp \
         --disable-libatomic --disable-libitm --disable-libvtv --disable-libstdcxx \
@@ -85,7 +85,7 @@ step_libgccjit() {
         --with-as=/usr/bin/sh4-linux-gnu-as --with-ld=/usr/bin/sh4-linux-gnu-ld \
         ) > "$work/build.log" 2>&1 || { tail -20 "$work/build.log" >&2; fail "GCC configure failed (log: $work/build.log)"; }
     local jobs; jobs=$(nproc)
-    say "libgccjit: building with -j$jobs (about 30-40 minutes on 2 cores)"
+    say "libgccjit: building with -j$jobs (about 6-10 minutes on 2 cores)"
     local t0=$SECONDS
     ( cd "$work/build" && make -j"$jobs" all-gcc ) >> "$work/build.log" 2>&1 \
         || { tail -30 "$work/build.log" >&2; fail "GCC build failed (log: $work/build.log)"; }

@@ -1,5 +1,51 @@
 #!/usr/bin/env bash
-# The project's test command (README: "Test"): host unit/integration tests.
-set -euo pipefail
+# The project's test command (README "Test"):
+#   1. scripts/bootstrap.sh   (idempotent; installs/builds the toolchain on a fresh machine)
+#   2. host: clippy, then cargo test (unit, model scenarios, fault injection)
+#   3. target: the demo kernel's test suite under QEMU r2d
+# Last line: "test: N passed, M failed" over both; exit non-zero on any failure.
+set -uo pipefail
 cd "$(dirname "$0")/.."
-cargo test --all-targets
+log=$(mktemp -d)
+trap 'rm -rf "$log"' EXIT
+
+bash scripts/bootstrap.sh || { echo "test: FAILED: toolchain bootstrap"; exit 1; }
+
+echo "== host: clippy"
+cargo clippy --all-targets -- -D warnings || { echo "test: FAILED: clippy"; exit 1; }
+
+echo "== host: cargo test"
+cargo test --all-targets 2>&1 | tee "$log/host.txt"
+host_rc=${PIPESTATUS[0]}
+hp=$(awk '/^test result:/ { for (i = 1; i <= NF; i++) if ($i ~ /^passed/) s += $(i-1) } END { print s + 0 }' "$log/host.txt")
+hf=$(awk '/^test result:/ { for (i = 1; i <= NF; i++) if ($i ~ /^failed/) s += $(i-1) } END { print s + 0 }' "$log/host.txt")
+[ "$host_rc" = 0 ] || hf=$(( ${hf:-0} > 0 ? hf : 1 ))
+
+echo "== target: sh4 kernel under QEMU r2d"
+SH4MM_LOG="$log/target.txt" bash scripts/kernel.sh test
+target_rc=$?
+tp=$(sed -n 's/^target: \([0-9]*\) passed, [0-9]* failed/\1/p' "$log/target.txt" 2>/dev/null | tail -n 1)
+tf=$(sed -n 's/^target: [0-9]* passed, \([0-9]*\) failed/\1/p' "$log/target.txt" 2>/dev/null | tail -n 1)
+tp=${tp:-0}
+tf=${tf:-0}
+[ "$target_rc" = 0 ] || tf=$(( tf > 0 ? tf : 1 ))
+
+# The runner must catch every way a kernel can go wrong: same image, a
+# command line that makes it fail on purpose, and the exit code we expect.
+echo "== target: the runner catches deliberate failures"
+bin=target/sh4-unknown-none/release/sh4-mm-kernel.bin
+sp=0; sf=0
+for case in "panic 101" "oops 102" "fail 1" "reset 125" "hang 124"; do
+    set -- $case
+    SH4MM_TIMEOUT=10 SH4MM_LOG="$log/self-$1.txt" bash scripts/qemu-run.sh "$bin" -append "selftest=$1" \
+        > "$log/self-$1.out" 2>&1
+    rc=$?
+    if [ "$rc" = "$2" ]; then
+        echo "selftest $1 ... ok (exit $rc)"; sp=$((sp + 1))
+    else
+        echo "selftest $1 ... FAILED: exit $rc, expected $2"; tail -n 5 "$log/self-$1.out"; sf=$((sf + 1))
+    fi
+done
+
+echo "test: $(( ${hp:-0} + tp + sp )) passed, $(( ${hf:-0} + tf + sf )) failed"
+[ "$host_rc" = 0 ] && [ "$target_rc" = 0 ] && [ "$sf" = 0 ]

@@ -88,3 +88,66 @@ unsafe impl PhysAccess for P1Access {
         pa.to_p1().as_u32() as usize as *mut u8
     }
 }
+
+/// A simple first-fit bitmap allocator over `[first, first + 32 * WORDS)`
+/// frames, for kernels that have nothing better yet (and the demo kernel).
+pub struct BitmapFrames<const WORDS: usize> {
+    first: u32,
+    frames: u32,
+    used: [u32; WORDS],
+    live: u32,
+}
+
+impl<const WORDS: usize> BitmapFrames<WORDS> {
+    /// Manages `frames` frames (at most `32 * WORDS`) starting at `first`.
+    pub const fn new(first: Frame, frames: u32) -> Self {
+        let cap = (WORDS * 32) as u32;
+        BitmapFrames { first: first.pfn(), frames: if frames < cap { frames } else { cap }, used: [0; WORDS], live: 0 }
+    }
+    fn is_used(&self, i: u32) -> bool {
+        self.used[(i / 32) as usize] & (1 << (i % 32)) != 0
+    }
+    fn set(&mut self, i: u32, on: bool) {
+        let w = &mut self.used[(i / 32) as usize];
+        if on {
+            *w |= 1 << (i % 32)
+        } else {
+            *w &= !(1 << (i % 32))
+        }
+    }
+    /// Frames currently allocated.
+    pub fn live(&self) -> u32 {
+        self.live
+    }
+}
+
+impl<const WORDS: usize> FrameAllocator for BitmapFrames<WORDS> {
+    fn alloc(&mut self, count: u32) -> Option<Frame> {
+        if count == 0 || count > self.frames {
+            return None;
+        }
+        let mut i = 0;
+        while i + count <= self.frames {
+            match (i..i + count).rev().find(|&j| self.is_used(j)) {
+                Some(j) => i = j + 1,
+                None => {
+                    for j in i..i + count {
+                        self.set(j, true);
+                    }
+                    self.live += count;
+                    return Frame::from_pfn(self.first + i);
+                }
+            }
+        }
+        None
+    }
+    fn free(&mut self, first: Frame, count: u32) {
+        let start = first.pfn().wrapping_sub(self.first);
+        for j in start..start.saturating_add(count) {
+            if j < self.frames && self.is_used(j) {
+                self.set(j, false);
+                self.live -= 1;
+            }
+        }
+    }
+}

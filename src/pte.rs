@@ -26,9 +26,9 @@ bitflags! {
         const D = 1 << 2;
         /// Cacheable.
         const C = 1 << 3;
-        /// Page size bit 0 (always 0 here: 4 KiB pages only).
+        /// Page size bit 0. SZ1:SZ0 = 01 is a 4 KiB page, the only size used.
         const SZ0 = 1 << 4;
-        /// Page size bit 1 (set with SZ0=0: 4 KiB).
+        /// Page size bit 1 (10 = 64 KiB, 11 = 1 MiB, 00 = 1 KiB: never used).
         const SZ1 = 1 << 7;
         /// Valid: the TLB-miss fast path loads the entry.
         const V = 1 << 8;
@@ -119,7 +119,7 @@ impl Pte {
     /// SPECIAL or OS; cache and size bits come from `attr`.
     pub fn new(frame: Frame, prot: Prot, attr: CacheAttr, extra: PteFlags) -> Pte {
         let keep = PteFlags::SH | PteFlags::D | PteFlags::ACCESSED | PteFlags::SPECIAL | PteFlags::OS;
-        let flags = (extra & keep) | attr.flags() | PteFlags::SZ1 | PteFlags::V;
+        let flags = (extra & keep) | attr.flags() | PteFlags::SZ0 | PteFlags::V;
         Pte(frame.start().as_u32() | ((prot as u32) << PR_SHIFT) | flags.bits())
     }
     /// Rebuilds an entry from its raw value.
@@ -202,14 +202,14 @@ mod tests {
     fn layout_matches_ptel() {
         let f = Frame::from_pfn(0xC900).unwrap();
         let p = Pte::new(f, Prot::KernelRw, CacheAttr::WriteBack, PteFlags::D | PteFlags::ACCESSED);
-        // V | SZ1 | PR=01 | C | D  = 0x100 | 0x80 | 0x20 | 0x8 | 0x4
-        assert_eq!(p.ptel(), 0x0C90_0000 | 0x1AC);
+        // V | SZ0 (4 KiB) | PR=01 | C | D  = 0x100 | 0x10 | 0x20 | 0x8 | 0x4
+        assert_eq!(p.ptel(), 0x0C90_0000 | 0x13C);
         assert_eq!(p.raw() & (1 << 29), 1 << 29);
         assert_eq!(p.frame(), f);
         assert_eq!(p.prot(), Prot::KernelRw);
         assert_eq!(p.cache_attr(), CacheAttr::WriteBack);
         let u = Pte::new(f, Prot::UserRead, CacheAttr::Uncached, PteFlags::SH);
-        assert_eq!(u.ptel(), 0x0C90_0000 | 0x100 | 0x80 | 0x40 | 0x2);
+        assert_eq!(u.ptel(), 0x0C90_0000 | 0x100 | 0x10 | 0x40 | 0x2);
         assert_eq!(u.cache_attr(), CacheAttr::Uncached);
         let wt = Pte::new(f, Prot::UserRw, CacheAttr::WriteThrough, PteFlags::empty());
         assert_eq!(wt.cache_attr(), CacheAttr::WriteThrough);

@@ -31,7 +31,7 @@ pub(crate) fn pages_for(size: usize) -> MmResult<u32> {
     if size == 0 {
         return Err(MmError::ZeroSize);
     }
-    let pages = size.div_ceil(PAGE_SIZE as usize);
+    let pages = size.checked_add(PAGE_SIZE as usize - 1).ok_or(MmError::Overflow)? / PAGE_SIZE as usize;
     u32::try_from(pages).map_err(|_| MmError::Overflow)
 }
 
@@ -41,9 +41,12 @@ impl<H: MmuHw, M: PhysAccess, A: FrameAllocator> MemoryManager<H, M, A> {
     /// On any failure nothing stays allocated.
     pub fn vmalloc(&mut self, size: usize) -> MmResult<VirtAddr> {
         let pages = pages_for(size)?;
-        let mut frames: Vec<Frame> = Vec::new();
-        frames.try_reserve_exact(pages as usize).map_err(|_| MmError::OutOfFrames)?;
         let area = self.vmalloc.alloc(pages, AreaKind::Vmalloc)?;
+        let mut frames: Vec<Frame> = Vec::new();
+        if frames.try_reserve_exact(pages as usize).is_err() {
+            let _ = self.vmalloc.free(area.start);
+            return Err(MmError::OutOfFrames);
+        }
         let start = page_of(area.start);
         let mut result = Ok(());
         for _ in 0..pages {

@@ -74,6 +74,7 @@ fn map_translate_protect_unmap_user_pages() {
     mm.mm_put(p, |_, _| panic!("nothing left mapped")).unwrap();
     assert_eq!(mm.allocator().live(), base - 1, "PTE page and first-level table freed");
     assert_eq!(sys.model.multi_hits(), 0);
+    assert_eq!(sys.model.bad_page_sizes(), 0, "every LDTLB loaded a 4 KiB entry");
 }
 
 #[test]

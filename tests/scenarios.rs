@@ -36,6 +36,7 @@ fn borrowed_mm_touches_new_consistent_mapping() -> Result<u32, MachineError> {
     // The entry was copied into the borrowed (active) mm, not into swapper only.
     assert_ne!(PageTable::new(&*sys.mem, pgd_of(&mm, p)).pgd_raw(idx), 0);
     assert_eq!(sys.model.multi_hits() + sys.model.latent_duplicates(), 0);
+    assert_eq!(sys.model.bad_page_sizes(), 0, "4 KiB entries only");
     Ok(got)
 }
 

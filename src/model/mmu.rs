@@ -296,7 +296,8 @@ impl Sh4Model {
 }
 
 fn entry_from(pteh: u32, ptel: u32) -> (TlbEntry, bool) {
-    let four_k = ptel & (1 << 7) != 0 && ptel & (1 << 4) == 0;
+    // SZ1 (bit 7) : SZ0 (bit 4) = 01 is 4 KiB.
+    let four_k = ptel & (1 << 7) == 0 && ptel & (1 << 4) != 0;
     (
         TlbEntry {
             vpn: pteh >> 12,

@@ -1,0 +1,212 @@
+/* Helpers for what Rust cannot emit on this target (no asm! here):
+ * LDTLB, SR.IMASK, UTLB array writes (run from P2) and cache-block ops.
+ * Calling convention: args r4..r7, result r0, r0..r7 clobbered.
+ */
+	.text
+	.balign	4
+
+	.global	sh4mm_ldtlb
+sh4mm_ldtlb:
+	ldtlb
+	nop
+	rts
+	nop
+
+	/* u32 sh4mm_irq_save(void): IMASK = 15, returns the old IMASK. */
+	.global	sh4mm_irq_save
+sh4mm_irq_save:
+	stc	sr, r1
+	mov	r1, r0
+	or	#0xf0, r0
+	ldc	r0, sr
+	mov	r1, r0
+	shlr2	r0
+	shlr2	r0
+	rts
+	and	#15, r0
+
+	/* void sh4mm_irq_restore(u32 imask) */
+	.global	sh4mm_irq_restore
+sh4mm_irq_restore:
+	stc	sr, r0
+	mov.l	.Lno_imask, r1
+	and	r1, r0
+	mov	#15, r1
+	and	r1, r4
+	shll2	r4
+	shll2	r4
+	or	r4, r0
+	ldc	r0, sr
+	rts
+	nop
+
+	/* u32 sh4mm_get_sr(void) */
+	.global	sh4mm_get_sr
+sh4mm_get_sr:
+	rts
+	stc	sr, r0
+
+	/* void sh4mm_utlb_addr_write(u32 addr, u32 value)
+	   void sh4mm_utlb_data_write(u32 addr, u32 value)
+	   Executed from P2 as the manual requires for array writes. */
+	.global	sh4mm_utlb_addr_write
+	.global	sh4mm_utlb_data_write
+sh4mm_utlb_addr_write:
+sh4mm_utlb_data_write:
+	mova	1f, r0
+	mov.l	.Lp2_bit, r1
+	or	r1, r0
+	jmp	@r0
+	nop
+	.balign	4
+1:	mov.l	r5, @r4
+	nop
+	nop
+	nop
+	nop
+	nop
+	nop
+	nop
+	rts
+	nop
+
+	/* u32 sh4mm_array_read(u32 addr): read a TLB array word from P2. */
+	.global	sh4mm_array_read
+sh4mm_array_read:
+	mova	1f, r0
+	mov.l	.Lp2_bit_r, r1
+	or	r1, r0
+	jmp	@r0
+	nop
+	.balign	4
+1:	mov.l	@r4, r0
+	nop
+	nop
+	nop
+	nop
+	nop
+	nop
+	rts
+	nop
+	.balign	4
+.Lp2_bit_r:	.long	0x20000000
+
+	/* void sh4mm_cache_op(u32 op, u32 va, u32 len): 0 ocbp, 1 ocbwb, 2 ocbi
+	   over every 32-byte line of [va, va+len). */
+	.global	sh4mm_cache_op
+sh4mm_cache_op:
+	add	r5, r6		/* r6 = va + len */
+	mov	#-32, r1
+	and	r1, r5		/* first line */
+	mov	r4, r0
+	cmp/eq	#0, r0
+	bt	.Lpurge
+	cmp/eq	#1, r0
+	bt	.Lwb
+.Linv:	cmp/hs	r6, r5
+	bt	.Ldone
+	ocbi	@r5
+	bra	.Linv
+	add	#32, r5
+.Lwb:	cmp/hs	r6, r5
+	bt	.Ldone
+	ocbwb	@r5
+	bra	.Lwb
+	add	#32, r5
+.Lpurge: cmp/hs	r6, r5
+	bt	.Ldone
+	ocbp	@r5
+	bra	.Lpurge
+	add	#32, r5
+.Ldone:	rts
+	nop
+
+	/* u32 sh4mm_call_with_t(u32 (*f)(u32, u32), u32 a, u32 b, u32 t):
+	   calls f(a, b) with SR.T = t on entry (GCC wrong-code regression). */
+	.global	sh4mm_call_with_t
+sh4mm_call_with_t:
+	sts.l	pr, @-r15
+	mov	r4, r1
+	mov	r5, r4
+	mov	r6, r5
+	jsr	@r1
+	cmp/pl	r7		/* delay slot: T = (t > 0) */
+	lds.l	@r15+, pr
+	rts
+	nop
+
+	.balign	4
+.Lno_imask:	.long	0xffffff0f
+.Lp2_bit:	.long	0x20000000
+
+	/* Probes: one load/store at a known address. If it faults and the MM
+	   cannot fix it, the exception handler records the fault and resumes
+	   after the access instead of oopsing (like an exception-table fixup). */
+	.text
+	.balign	2
+	.global	sh4mm_probe_read
+	.global	sh4mm_probe_read_insn
+sh4mm_probe_read:
+sh4mm_probe_read_insn:
+	mov.l	@r4, r0
+	rts
+	nop
+
+	.global	sh4mm_probe_write
+	.global	sh4mm_probe_write_insn
+sh4mm_probe_write:
+sh4mm_probe_write_insn:
+	mov.l	r5, @r4
+	rts
+	nop
+
+	/* Self-test of the host runner: an exception with SR.BL = 1, which
+	   QEMU turns into a reset (with -no-reboot: an exit without sentinel). */
+	.global	sh4mm_selftest_bl_exception
+sh4mm_selftest_bl_exception:
+	stc	sr, r0
+	mov.l	.Lbl_bit, r1
+	or	r1, r0
+	ldc	r0, sr
+	trapa	#0
+	rts
+	nop
+	.balign	4
+.Lbl_bit:	.long	0x10000000
+
+	/* Instruction counting under -icount (TMU0 TCNT0 counts down).
+	   u32 sh4mm_timed_load(u32 addr): ticks around one load.
+	   u32 sh4mm_timed_sled0(void), sh4mm_timed_sled100(void): ticks around
+	   0 and 100 nops, to calibrate ticks per instruction. */
+	.global	sh4mm_timed_load
+sh4mm_timed_load:
+	mov.l	.Ltcnt0, r1
+	mov.l	@r1, r2
+	mov.l	@r4, r3
+	mov.l	@r1, r5
+	mov	r2, r0
+	rts
+	sub	r5, r0
+
+	.global	sh4mm_timed_sled0
+sh4mm_timed_sled0:
+	mov.l	.Ltcnt0, r1
+	mov.l	@r1, r2
+	mov.l	@r1, r5
+	mov	r2, r0
+	rts
+	sub	r5, r0
+
+	.global	sh4mm_timed_sled100
+sh4mm_timed_sled100:
+	mov.l	.Ltcnt0, r1
+	mov.l	@r1, r2
+	.rept	100
+	nop
+	.endr
+	mov.l	@r1, r5
+	mov	r2, r0
+	rts
+	sub	r5, r0
+	.balign	4
+.Ltcnt0:	.long	0xffd8000c

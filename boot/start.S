@@ -1,0 +1,219 @@
+/* sh4-mm demo kernel: entry, exception vectors and the exception frame.
+ *
+ * QEMU r2d loads the raw image at phys 0x0c800000 and starts at 0xac800000
+ * (P2) with SR = 0x700000f0 (MD, RB, BL set, IMASK 15) and VBR = 0. We are
+ * linked for P1 (0x8c800000).
+ */
+	.section .text.entry, "ax"
+	.global	_start
+_start:
+	mov.l	.Lp1_entry, r0
+	jmp	@r0
+	nop
+	.balign	4
+.Lp1_entry:
+	.long	start_p1
+
+start_p1:
+	/* Bank 0, still blocked (BL), IMASK 15, FPU disabled (FD): the kernel
+	   is built with -m4-nofpu, so any FPU instruction is a bug (0x800). */
+	mov.l	.Lsr_boot, r0
+	ldc	r0, sr
+	mov.l	.Lstack_top, r15
+	/* Clear .bss */
+	mov.l	.Lbss_start, r1
+	mov.l	.Lbss_end, r2
+	mov	#0, r0
+1:	cmp/hs	r2, r1
+	bt	2f
+	mov.l	r0, @r1
+	bra	1b
+	add	#4, r1
+2:	mov.l	.Lvbr, r0
+	ldc	r0, vbr
+	/* Exceptions may now be taken: clear BL, keep IMASK 15. */
+	mov.l	.Lsr_run, r0
+	ldc	r0, sr
+	mov.l	.Lkmain, r0
+	jsr	@r0
+	nop
+3:	bra	3b
+	nop
+
+	.balign	4
+.Lsr_boot:	.long	0x500080f0	/* MD | BL | FD | IMASK=15 */
+.Lsr_run:	.long	0x400080f0	/* MD | FD | IMASK=15 */
+.Lstack_top:	.long	__stack_top
+.Lbss_start:	.long	__bss_start
+.Lbss_end:	.long	__bss_end
+.Lvbr:		.long	vbr_base
+.Lkmain:	.long	kmain
+
+/* ------------------------------------------------------------------ vectors
+ * Entry state: SR.MD = SR.RB = SR.BL = 1, SPC/SSR/SGR hold PC/SR/r15.
+ * r0..r7 here are bank 1: free to use while BL = 1.
+ */
+	.section .text.vectors, "ax"
+	.balign	4096
+	.global	vbr_base
+vbr_base:
+	.org	vbr_base + 0x100	/* general exceptions */
+	bra	exc_common
+	mov	#0, r0
+	.org	vbr_base + 0x400	/* TLB miss: the fast path */
+/* Walks TTB's tables with bank-1 registers only (no frame, BL=1 throughout,
+ * touching only P1 and P4). A missing first-level entry or an invalid PTE
+ * goes to the Rust slow path. A write to a clean (D=0) page is loaded as is:
+ * the write then raises an initial-page-write exception (0x080), which the
+ * slow path handles. 24 instructions from the vector to RTE.
+ */
+	.global	sh4mm_tlb_miss_vector
+sh4mm_tlb_miss_vector:
+	mov.l	.Lmmu_regs, r1		/* PTEH; PTEL +4, TTB +8, TEA +12 */
+	mov.l	@(12, r1), r2		/* va = TEA */
+	mov.l	@(8, r1), r3		/* pgd (P1) = TTB */
+	mov	#-22, r4
+	mov	r2, r0
+	shld	r4, r0
+	shll2	r0			/* (va >> 22) * 4 */
+	mov.l	@(r0, r3), r3		/* PTE page (P1) or 0 */
+	tst	r3, r3
+	bt	.Lslow
+	mov	r2, r0
+	shlr8	r0
+	shlr2	r0
+	mov.w	.Lpte_off_mask, r5
+	and	r5, r0			/* ((va >> 12) & 0x3ff) * 4 */
+	mov.l	@(r0, r3), r3		/* pte */
+	mov.w	.Lv_bit, r5
+	tst	r5, r3
+	bt	.Lslow			/* not valid (empty or PROT_NONE) */
+	mov.l	.Lptel_mask, r4
+	and	r4, r3			/* drop the software bits */
+	mov.l	r3, @(4, r1)		/* PTEL; PTEH already holds VPN|ASID */
+	ldtlb
+	rte
+	nop
+.Lslow:
+	bra	exc_common
+	mov	#1, r0
+	.balign	4
+.Lmmu_regs:	.long	0xff000000
+.Lptel_mask:	.long	0x1ffffdff
+.Lpte_off_mask:	.word	0x0ffc
+.Lv_bit:	.word	0x0100
+	.org	vbr_base + 0x600	/* interrupts */
+	bra	exc_common
+	mov	#2, r0
+
+/* Frame (from the final r15 upwards, 22 words):
+ *   r0..r7 (bank 0), r8..r14, gbr, macl, mach, pr, spc, ssr, r15
+ * The Rust handler gets (kind, frame, code, tea) in bank-0 r4..r7 and may
+ * edit the frame (e.g. spc) before it is restored.
+ */
+exc_common:
+	/* code = EXPEVT (exceptions) or INTEVT (interrupts); TEA. Read them
+	   now, while BL = 1: a nested exception would overwrite them. */
+	mov.l	.Lexpevt, r2
+	mov	#2, r1
+	cmp/eq	r1, r0
+	bf	1f
+	mov.l	.Lintevt, r2
+1:	mov.l	@r2, r2
+	mov.l	.Ltea, r3
+	mov.l	@r3, r3
+	/* Kernel stack: keep r15 if we came from privileged mode, otherwise
+	   switch to the kernel stack of the current task. */
+	stc	sgr, r1
+	stc	ssr, r4
+	mov.l	.Lmd_bit, r5
+	tst	r5, r4
+	bf	2f
+	mov.l	.Lkstack, r5
+	mov.l	@r5, r15
+2:	mov.l	r1, @-r15
+	stc.l	ssr, @-r15
+	stc.l	spc, @-r15
+	sts.l	pr, @-r15
+	sts.l	mach, @-r15
+	sts.l	macl, @-r15
+	stc.l	gbr, @-r15
+	mov.l	r14, @-r15
+	mov.l	r13, @-r15
+	mov.l	r12, @-r15
+	mov.l	r11, @-r15
+	mov.l	r10, @-r15
+	mov.l	r9, @-r15
+	mov.l	r8, @-r15
+	stc.l	r7_bank, @-r15
+	stc.l	r6_bank, @-r15
+	stc.l	r5_bank, @-r15
+	stc.l	r4_bank, @-r15
+	stc.l	r3_bank, @-r15
+	stc.l	r2_bank, @-r15
+	stc.l	r1_bank, @-r15
+	stc.l	r0_bank, @-r15
+	/* Arguments into bank 0. */
+	ldc	r0, r4_bank
+	ldc	r15, r5_bank
+	ldc	r2, r6_bank
+	ldc	r3, r7_bank
+	/* New SR: bank 0, BL clear; IMASK as interrupted for exceptions,
+	   15 for interrupts. */
+	stc	sr, r1
+	mov.l	.Lclear_rb_bl_imask, r5
+	and	r5, r1
+	mov	#2, r5
+	cmp/eq	r5, r0
+	bt	3f
+	mov	#0xf0, r5
+	extu.b	r5, r5
+	and	r5, r4		/* r4 = SSR & IMASK */
+	bra	4f
+	or	r4, r1
+3:	mov	#0xf0, r5
+	extu.b	r5, r5
+	or	r5, r1
+4:	ldc	r1, sr		/* now bank 0: r0..r7 below are bank 0 */
+	mov.l	.Lhandler, r0
+	jsr	@r0
+	nop
+	/* Back to bank 1 and blocked before restoring. */
+	mov.l	.Lset_rb_bl, r1
+	stc	sr, r0
+	or	r1, r0
+	ldc	r0, sr
+	ldc.l	@r15+, r0_bank
+	ldc.l	@r15+, r1_bank
+	ldc.l	@r15+, r2_bank
+	ldc.l	@r15+, r3_bank
+	ldc.l	@r15+, r4_bank
+	ldc.l	@r15+, r5_bank
+	ldc.l	@r15+, r6_bank
+	ldc.l	@r15+, r7_bank
+	mov.l	@r15+, r8
+	mov.l	@r15+, r9
+	mov.l	@r15+, r10
+	mov.l	@r15+, r11
+	mov.l	@r15+, r12
+	mov.l	@r15+, r13
+	mov.l	@r15+, r14
+	ldc.l	@r15+, gbr
+	lds.l	@r15+, macl
+	lds.l	@r15+, mach
+	lds.l	@r15+, pr
+	ldc.l	@r15+, spc
+	ldc.l	@r15+, ssr
+	mov.l	@r15, r15
+	rte
+	nop
+
+	.balign	4
+.Lexpevt:	.long	0xff000024
+.Lintevt:	.long	0xff000028
+.Ltea:		.long	0xff00000c
+.Lmd_bit:	.long	0x40000000
+.Lkstack:	.long	sh4mm_kernel_stack
+.Lclear_rb_bl_imask: .long	0xcfffff0f
+.Lset_rb_bl:	.long	0x30000000
+.Lhandler:	.long	sh4mm_exception

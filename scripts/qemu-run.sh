@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Boot a raw kernel image on QEMU r2d and turn its console into an exit code.
+#
+#   scripts/qemu-run.sh KERNEL.bin [extra qemu args]
+#
+# The kernel prints "@@EXIT n@@" and powers the board off. Exit codes:
+#   n   the kernel's own verdict (0 = all tests passed)
+#   124 timed out (a hang)            125 QEMU ended without the sentinel (reset?)
+# Timeout: $SH4MM_TIMEOUT seconds (default 120). Console copy: $SH4MM_LOG.
+set -uo pipefail
+bin=${1:?usage: qemu-run.sh KERNEL.bin [qemu args]}; shift
+[ -f "$bin" ] || { echo "qemu-run: no such image: $bin" >&2; exit 2; }
+# An ELF (cargo's runner protocol) is turned into the raw image QEMU loads.
+if [ "$(head -c 4 "$bin" | od -An -c | tr -d ' ')" = "177ELF" ]; then
+    sh4-linux-gnu-objcopy -O binary "$bin" "$bin.bin" || { echo "qemu-run: objcopy failed" >&2; exit 2; }
+    bin="$bin.bin"
+fi
+command -v qemu-system-sh4 >/dev/null || { echo "qemu-run: qemu-system-sh4 not installed (scripts/bootstrap.sh apt)" >&2; exit 2; }
+log=${SH4MM_LOG:-$(mktemp)}
+timeout -k 3 "${SH4MM_TIMEOUT:-120}" qemu-system-sh4 -M r2d -kernel "$bin" \
+    -display none -monitor none -serial null -serial stdio -nic none -no-reboot \
+    -icount shift="${SH4MM_ICOUNT:-7}" "$@" < /dev/null | tee "$log"
+rc=${PIPESTATUS[0]}
+if [ "$rc" = 124 ] || [ "$rc" = 137 ]; then
+    echo "qemu-run: FAILED: timed out after ${SH4MM_TIMEOUT:-120}s (kernel hung)" >&2
+    exit 124
+fi
+# Tests that never reported count as failed.
+planned=$(sed -n 's/^running \([0-9]*\) tests.*/\1/p' "$log" | head -n 1 | tr -d '\r')
+passed=$(grep -c '^test .* \.\.\. ok' "$log")
+failed=$(grep -c '^test .* \.\.\. FAILED' "$log")
+missing=0
+if [ -n "$planned" ] && [ $((passed + failed)) -lt "$planned" ]; then
+    missing=$((planned - passed - failed))
+fi
+code=$(sed -n 's/.*@@EXIT \([0-9]*\)@@.*/\1/p' "$log" | tail -n 1 | tr -d '\r')
+if [ -n "$planned" ]; then
+    echo "target: $passed passed, $((failed + missing)) failed" | tee -a "$log"
+fi
+if [ -z "$code" ]; then
+    echo "qemu-run: FAILED: QEMU exited ($rc) without @@EXIT@@ (reset, multi-hit or exception with BL=1?); $missing test(s) never ran" >&2
+    exit 125
+fi
+if [ "$missing" -gt 0 ]; then
+    echo "qemu-run: FAILED: $missing test(s) never ran" >&2
+    exit 1
+fi
+exit "$code"

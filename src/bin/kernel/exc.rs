@@ -1,0 +1,120 @@
+//! The Rust side of `boot/start.S`: TLB exceptions go to the MM's slow path
+//! (`sh4_mm::fault`), probes turn unfixable faults into results, anything
+//! else is an oops line and a failed run.
+
+use core::sync::atomic::{AtomicU32, Ordering};
+use sh4_mm::fault::{self, Exception, FaultContext, FaultInfo, FaultOutcome};
+use sh4_mm::frame::P1Access;
+use sh4_mm::hw::expevt;
+use sh4_mm::sh4::Sh4Hw;
+use sh4_mm::VirtAddr;
+use spin::Once;
+
+/// The frame `boot/start.S` builds.
+#[repr(C)]
+pub struct Frame {
+    pub r: [u32; 15],
+    pub gbr: u32,
+    pub macl: u32,
+    pub mach: u32,
+    pub pr: u32,
+    pub spc: u32,
+    pub ssr: u32,
+    pub r15: u32,
+}
+
+/// Kernel stack top used when an exception comes from user mode.
+#[no_mangle]
+pub static sh4mm_kernel_stack: AtomicU32 = AtomicU32::new(0);
+
+static FAULT_CTX: Once<FaultContext> = Once::new();
+
+/// Called once the memory manager exists.
+pub fn set_fault_context(ctx: FaultContext) {
+    FAULT_CTX.call_once(|| ctx);
+}
+
+extern "C" {
+    fn sh4mm_probe_read_insn();
+    fn sh4mm_probe_write_insn();
+    fn sh4mm_probe_read(addr: u32) -> u32;
+    fn sh4mm_probe_write(addr: u32, value: u32);
+}
+
+static PROBE_FAULT: spin::Mutex<Option<FaultInfo>> = spin::Mutex::new(None);
+/// TLB exceptions handled (misses, initial writes) since boot.
+pub static TLB_EXCEPTIONS: AtomicU32 = AtomicU32::new(0);
+
+/// Reads `addr`; an unfixable fault comes back as `Err`.
+pub fn probe_read(addr: u32) -> Result<u32, FaultInfo> {
+    *PROBE_FAULT.lock() = None;
+    // SAFETY: the probe is one load; a fault on it is caught by the handler.
+    let v = unsafe { sh4mm_probe_read(addr) };
+    PROBE_FAULT.lock().take().map_or(Ok(v), Err)
+}
+
+/// Writes `addr`; an unfixable fault comes back as `Err`.
+pub fn probe_write(addr: u32, value: u32) -> Result<(), FaultInfo> {
+    *PROBE_FAULT.lock() = None;
+    // SAFETY: as for `probe_read`.
+    unsafe { sh4mm_probe_write(addr, value) };
+    PROBE_FAULT.lock().take().map_or(Ok(()), Err)
+}
+
+fn is_tlb_code(code: u32) -> bool {
+    matches!(
+        code,
+        expevt::TLB_MISS_READ
+            | expevt::TLB_MISS_WRITE
+            | expevt::INITIAL_PAGE_WRITE
+            | expevt::PROT_READ
+            | expevt::PROT_WRITE
+            | expevt::ADDR_ERR_READ
+            | expevt::ADDR_ERR_WRITE
+    )
+}
+
+/// Interrupt hook (TMU0 etc.), set by tests.
+pub static IRQ_HOOK: spin::Mutex<Option<fn(u32)>> = spin::Mutex::new(None);
+
+#[no_mangle]
+extern "C" fn sh4mm_exception(kind: u32, frame: *mut Frame, code: u32, tea: u32) {
+    // SAFETY: `frame` points to the frame the assembly stub just pushed on
+    // this stack; nothing else references it until we return.
+    let frame = unsafe { &mut *frame };
+    if kind == 2 {
+        let hook = *IRQ_HOOK.lock();
+        match hook {
+            Some(h) => return h(code),
+            None => {
+                println!("OOPS: unexpected interrupt INTEVT={code:#05x} SPC={:#010x}", frame.spc);
+                crate::qemu::exit(102);
+            }
+        }
+    }
+    if is_tlb_code(code) {
+        if let Some(ctx) = FAULT_CTX.get() {
+            TLB_EXCEPTIONS.fetch_add(1, Ordering::Relaxed);
+            let exc = Exception { expevt: code, tea: VirtAddr::new(tea), user: frame.ssr & 0x4000_0000 == 0 };
+            match fault::handle_tlb_exception(&Sh4Hw, &P1Access, ctx, &exc) {
+                FaultOutcome::Retry => return,
+                FaultOutcome::User(info) | FaultOutcome::Oops(info) => {
+                    let probe = [sh4mm_probe_read_insn as *const () as u32, sh4mm_probe_write_insn as *const () as u32];
+                    if probe.contains(&frame.spc) {
+                        *PROBE_FAULT.lock() = Some(info);
+                        frame.spc += 2;
+                        frame.r[0] = 0xDEAD_BEEF;
+                        return;
+                    }
+                    println!(
+                        "OOPS: {:?} fault at {} EXPEVT={:#05x} SPC={:#010x} user={}",
+                        info.kind, info.addr, info.expevt, frame.spc, info.user
+                    );
+                    crate::qemu::exit(102);
+                }
+            }
+        }
+    }
+    println!("OOPS: exception EXPEVT={code:#05x} TEA={tea:#010x} SPC={:#010x} SSR={:#010x}", frame.spc, frame.ssr);
+    crate::qemu::exit(102)
+}

@@ -1,0 +1,63 @@
+//! On-target test runner: every registered test runs in the booted kernel
+//! and prints one line. A test returns `Err(reason)` to fail; a panic or an
+//! oops ends the run (the host runner counts the missing tests as failed).
+
+use alloc::string::String;
+
+pub type TestFn = fn() -> Result<(), String>;
+
+static EXTRA_FAILURE: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+
+/// Selftest: register one test that fails.
+pub fn fail_one_more() {
+    EXTRA_FAILURE.store(true, core::sync::atomic::Ordering::Relaxed);
+}
+
+fn deliberate_failure() -> Result<(), String> {
+    Err("deliberate failure (selftest=fail)".into())
+}
+
+pub fn run_all() -> (u32, u32) {
+    let (mut passed, mut failed) = (0, 0);
+    let extra: &[(&str, TestFn)] = if EXTRA_FAILURE.load(core::sync::atomic::Ordering::Relaxed) {
+        &[("selftest_deliberate_failure", deliberate_failure)]
+    } else {
+        &[]
+    };
+    println!("running {} tests", crate::tests::TESTS.len() + extra.len());
+    for (name, f) in crate::tests::TESTS.iter().chain(extra) {
+        let r = f();
+        match r {
+            Ok(()) => {
+                println!("test {name} ... ok");
+                passed += 1;
+            }
+            Err(why) => {
+                println!("test {name} ... FAILED: {why}");
+                failed += 1;
+            }
+        }
+    }
+    (passed, failed)
+}
+
+/// `Err` with a formatted reason unless `cond`.
+#[macro_export]
+macro_rules! check {
+    ($cond:expr, $($arg:tt)*) => {
+        if !$cond {
+            return Err(alloc::format!($($arg)*));
+        }
+    };
+}
+
+/// `Err` unless `a == b`, showing both.
+#[macro_export]
+macro_rules! check_eq {
+    ($a:expr, $b:expr, $($arg:tt)*) => {{
+        let (a, b) = (&$a, &$b);
+        if a != b {
+            return Err(alloc::format!("{}: {:?} != {:?}", alloc::format!($($arg)*), a, b));
+        }
+    }};
+}

@@ -1,0 +1,79 @@
+//! The sh4-mm demo kernel: boots on QEMU r2d, brings up the MMU and runs
+//! the on-target test suite. Output: one line per test, then
+//! `N passed, M failed` and `@@EXIT n@@`, then QEMU is powered off.
+#![no_std]
+#![no_main]
+#![deny(unsafe_op_in_unsafe_fn)]
+
+extern crate alloc;
+
+#[macro_use]
+mod console;
+mod bench;
+mod exc;
+mod harness;
+mod heap;
+mod qemu;
+mod tests;
+
+/// Called by `boot/start.S` on the boot stack, bank 0, IMASK 15, BL clear.
+#[no_mangle]
+pub extern "C" fn kmain() -> ! {
+    console::init();
+    println!("sh4-mm kernel: booted at P1, VBR set");
+    heap::init();
+    selftest(cmdline());
+    if cmdline().windows(5).any(|w| w == b"bench") {
+        bench::run();
+        qemu::exit(0);
+    }
+    let (passed, failed) = harness::run_all();
+    println!("{passed} passed, {failed} failed");
+    qemu::exit(if failed == 0 { 0 } else { 1 })
+}
+
+/// The kernel command line QEMU's `-append` puts at phys 0x0c010100.
+fn cmdline() -> &'static [u8] {
+    let p = 0x8C01_0100usize as *const u8;
+    // SAFETY: the boot-params page is RAM QEMU filled before boot; we only
+    // read its 256-byte command-line field, which nothing writes.
+    let all = unsafe { core::slice::from_raw_parts(p, 256) };
+    let len = all.iter().position(|&b| b == 0).unwrap_or(256);
+    &all[..len]
+}
+
+extern "C" {
+    fn sh4mm_selftest_bl_exception();
+}
+
+/// `-append selftest=X` makes the kernel fail in one specific way, so the
+/// host runner can be shown to catch it (scripts/test.sh).
+fn selftest(cmdline: &[u8]) {
+    let has = |w: &[u8]| cmdline.windows(w.len()).any(|x| x == w);
+    if has(b"selftest=panic") {
+        panic!("deliberate panic (selftest)");
+    }
+    if has(b"selftest=hang") {
+        println!("selftest: hanging");
+        #[allow(clippy::empty_loop)]
+        loop {}
+    }
+    if has(b"selftest=reset") {
+        println!("selftest: exception with SR.BL=1");
+        // SAFETY: deliberately resets the (emulated) machine.
+        unsafe { sh4mm_selftest_bl_exception() };
+    }
+    if has(b"selftest=oops") {
+        println!("selftest: unmapped P3 access without a probe");
+        tests::oops_selftest();
+    }
+    if has(b"selftest=fail") {
+        harness::fail_one_more();
+    }
+}
+
+#[panic_handler]
+fn panic(info: &core::panic::PanicInfo) -> ! {
+    println!("KERNEL PANIC: {info}");
+    qemu::exit(101)
+}
