@@ -8,7 +8,7 @@ mkdir -p results
 out=results/bench.txt
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-bin=$(bash scripts/kernel.sh build)
+bin=$(bash scripts/kernel.sh build) || { echo "bench: FAILED: kernel build"; exit 1; }
 SH4MM_ICOUNT=10 SH4MM_TIMEOUT=600 SH4MM_LOG="$tmp/target.txt" \
     bash scripts/qemu-run.sh "$bin" -append bench > /dev/null
 cargo bench --bench window_alloc -- --warm-up-time 1 --measurement-time 3 > "$tmp/host.txt" 2>&1

@@ -7,6 +7,7 @@
 #
 # Needs the toolchain from scripts/bootstrap.sh (checked here).
 set -euo pipefail
+shopt -s inherit_errexit
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 . "$ROOT/scripts/toolchain.env"
 fail() { printf 'kernel: FAILED: %s\n' "$*" >&2; exit 1; }
@@ -25,16 +26,17 @@ build() {
     RUSTUP_TOOLCHAIN="$RUST_TOOLCHAIN" \
         cargo build --release --target sh4-unknown-none.json -Zjson-target-spec \
             -Zbuild-std=core,alloc,compiler_builtins -Zbuild-std-features=compiler-builtins-mem \
-            --features kernel --bin sh4-mm-kernel "$@" >&2
+            --features kernel --bin sh4-mm-kernel "$@" >&2 || fail "cargo build of the kernel failed"
     local elf="$ROOT/target/sh4-unknown-none/release/sh4-mm-kernel"
-    sh4-linux-gnu-objcopy -O binary "$elf" "$elf.bin"
+    rm -f "$elf.bin"
+    sh4-linux-gnu-objcopy -O binary "$elf" "$elf.bin" || fail "objcopy failed"
     echo "$elf.bin"
 }
 
 case "${1:-run}" in
     build) build ;;
     run|test)
-        bin=$(build)
+        bin=$(build) || exit 1
         exec bash "$ROOT/scripts/qemu-run.sh" "$bin" ;;
     *) fail "usage: $0 build|run|test" ;;
 esac

@@ -96,13 +96,16 @@ pub struct BitmapFrames<const WORDS: usize> {
     frames: u32,
     used: [u32; WORDS],
     live: u32,
+    /// Where the next search starts (next fit), so single-frame allocations
+    /// do not rescan the allocated prefix every time.
+    hint: u32,
 }
 
 impl<const WORDS: usize> BitmapFrames<WORDS> {
     /// Manages `frames` frames (at most `32 * WORDS`) starting at `first`.
     pub const fn new(first: Frame, frames: u32) -> Self {
         let cap = (WORDS * 32) as u32;
-        BitmapFrames { first: first.pfn(), frames: if frames < cap { frames } else { cap }, used: [0; WORDS], live: 0 }
+        BitmapFrames { first: first.pfn(), frames: if frames < cap { frames } else { cap }, used: [0; WORDS], live: 0, hint: 0 }
     }
     fn is_used(&self, i: u32) -> bool {
         self.used[(i / 32) as usize] & (1 << (i % 32)) != 0
@@ -122,20 +125,28 @@ impl<const WORDS: usize> BitmapFrames<WORDS> {
 }
 
 impl<const WORDS: usize> FrameAllocator for BitmapFrames<WORDS> {
+    /// Next fit from the last allocation, then first fit from the start.
     fn alloc(&mut self, count: u32) -> Option<Frame> {
         if count == 0 || count > self.frames {
             return None;
         }
-        let mut i = 0;
-        while i + count <= self.frames {
-            match (i..i + count).rev().find(|&j| self.is_used(j)) {
-                Some(j) => i = j + 1,
-                None => {
-                    for j in i..i + count {
-                        self.set(j, true);
+        for start in [self.hint, 0] {
+            let mut i = start;
+            while i + count <= self.frames {
+                if self.used[(i / 32) as usize] == u32::MAX {
+                    i = (i / 32 + 1) * 32; // whole word in use
+                    continue;
+                }
+                match (i..i + count).rev().find(|&j| self.is_used(j)) {
+                    Some(j) => i = j + 1,
+                    None => {
+                        for j in i..i + count {
+                            self.set(j, true);
+                        }
+                        self.live += count;
+                        self.hint = i + count;
+                        return Frame::from_pfn(self.first + i);
                     }
-                    self.live += count;
-                    return Frame::from_pfn(self.first + i);
                 }
             }
         }
@@ -149,5 +160,76 @@ impl<const WORDS: usize> FrameAllocator for BitmapFrames<WORDS> {
                 self.live -= 1;
             }
         }
+    }
+}
+
+/// Wraps an allocator so that the Nth `alloc` call fails: fault injection
+/// for an OS's own tests (the demo kernel uses it on target).
+pub struct FailNth<A> {
+    inner: A,
+    calls: u32,
+    fail_at: Option<u32>,
+}
+
+impl<A: FrameAllocator> FailNth<A> {
+    /// Passes everything through until armed.
+    pub const fn new(inner: A) -> Self {
+        FailNth { inner, calls: 0, fail_at: None }
+    }
+    /// Makes the `n`-th `alloc` call from now (1-based) fail; `None` disarms.
+    pub fn fail_nth(&mut self, n: Option<u32>) {
+        self.fail_at = n.map(|n| self.calls.wrapping_add(n));
+    }
+    /// The wrapped allocator.
+    pub fn inner(&self) -> &A {
+        &self.inner
+    }
+}
+
+impl<A: FrameAllocator> FrameAllocator for FailNth<A> {
+    fn alloc(&mut self, count: u32) -> Option<Frame> {
+        self.calls = self.calls.wrapping_add(1);
+        if Some(self.calls) == self.fail_at {
+            return None;
+        }
+        self.inner.alloc(count)
+    }
+    fn free(&mut self, first: Frame, count: u32) {
+        self.inner.free(first, count)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fail_nth_fails_exactly_once() {
+        let mut f = FailNth::new(BitmapFrames::<1>::new(Frame::from_pfn(0x10).unwrap(), 8));
+        f.fail_nth(Some(2));
+        assert!(f.alloc(1).is_some());
+        assert!(f.alloc(1).is_none());
+        assert!(f.alloc(1).is_some());
+        assert_eq!(f.inner().live(), 2);
+    }
+
+    #[test]
+    fn bitmap_frames_contiguous_next_fit_and_exhaustion() {
+        let mut b: BitmapFrames<2> = BitmapFrames::new(Frame::from_pfn(0x100).unwrap(), 40);
+        let a = b.alloc(1).unwrap();
+        let c = b.alloc(3).unwrap();
+        assert_eq!((a.pfn(), c.pfn()), (0x100, 0x101));
+        b.free(a, 1);
+        // Next fit continues after the last allocation...
+        assert_eq!(b.alloc(1).unwrap().pfn(), 0x104);
+        // ...and wraps around to the hole at the start.
+        assert_eq!(b.alloc(35).unwrap().pfn(), 0x105);
+        assert_eq!(b.alloc(1).unwrap().pfn(), 0x100);
+        assert_eq!(b.live(), 40);
+        assert!(b.alloc(1).is_none(), "exhausted");
+        b.free(c, 3);
+        assert!(b.alloc(4).is_none(), "no 4 contiguous frames");
+        assert_eq!(b.alloc(3).unwrap().pfn(), 0x101);
+        assert!(b.alloc(0).is_none());
     }
 }

@@ -74,8 +74,9 @@ fn is_tlb_code(code: u32) -> bool {
     )
 }
 
-/// Interrupt hook (TMU0 etc.), set by tests.
-pub static IRQ_HOOK: spin::Mutex<Option<fn(u32)>> = spin::Mutex::new(None);
+/// Interrupt hook (TMU0 etc.), set by tests: called with INTEVT and the
+/// interrupted PC.
+pub static IRQ_HOOK: spin::Mutex<Option<fn(u32, u32)>> = spin::Mutex::new(None);
 
 #[no_mangle]
 extern "C" fn sh4mm_exception(kind: u32, frame: *mut Frame, code: u32, tea: u32) {
@@ -83,9 +84,10 @@ extern "C" fn sh4mm_exception(kind: u32, frame: *mut Frame, code: u32, tea: u32)
     // this stack; nothing else references it until we return.
     let frame = unsafe { &mut *frame };
     if kind == 2 {
-        let hook = *IRQ_HOOK.lock();
+        // try_lock: the interrupted code may be installing the hook.
+        let hook = IRQ_HOOK.try_lock().and_then(|g| *g);
         match hook {
-            Some(h) => return h(code),
+            Some(h) => return h(code, frame.spc),
             None => {
                 println!("OOPS: unexpected interrupt INTEVT={code:#05x} SPC={:#010x}", frame.spc);
                 crate::qemu::exit(102);

@@ -13,6 +13,7 @@ mod bench;
 mod exc;
 mod harness;
 mod heap;
+mod inject;
 mod qemu;
 mod tests;
 

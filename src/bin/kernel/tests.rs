@@ -9,7 +9,7 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use core::sync::atomic::Ordering;
 use sh4_mm::fault::FaultKind;
-use sh4_mm::frame::{BitmapFrames, P1Access};
+use sh4_mm::frame::{BitmapFrames, FailNth, P1Access};
 use sh4_mm::pgtable::PageTable;
 use sh4_mm::sh4::Sh4Hw;
 use sh4_mm::*;
@@ -25,7 +25,77 @@ pub static TESTS: &[(&str, TestFn)] = &[
     ("vmalloc_through_tlb_miss", vmalloc_through_tlb_miss),
     ("borrowed_mm_consistent_mapping", borrowed_mm_consistent_mapping),
     ("bad_input_is_an_error_not_a_hang", bad_input),
+    ("tmu0_interrupt_on_every_instruction_of_the_miss_path", interrupt_sweep),
+    ("frame_allocation_failure_at_every_point", allocation_failures),
 ];
+
+/// Sum of swapper_pg_dir's first-level words and of the PTEs they reach:
+/// a cheap fingerprint of the kernel tables.
+fn swapper_fingerprint(mm: &Kmm) -> u32 {
+    let t = PageTable::new(&P1Access, mm.swapper_pg_dir());
+    let mut sum = 0u32;
+    for i in 0..1024 {
+        sum = sum.wrapping_mul(31).wrapping_add(t.pgd_raw(i));
+        if let Some(pt) = t.pte_table(i) {
+            for j in 0..1024u32 {
+                let w = P1Access.read_u32(PhysAddr::new(pt.start().as_u32() + j * 4).unwrap());
+                sum = sum.wrapping_mul(31).wrapping_add(w);
+            }
+        }
+    }
+    sum
+}
+
+/// Frame allocation fails at the 1st, 2nd, ... call of mm creation, vmalloc,
+/// ioremap and dma_alloc_coherent: every failure leaves the kernel tables and
+/// the frame count as they were; then the operation succeeds and is undone.
+fn allocation_failures() -> Result<(), String> {
+    with_mm(|mm| {
+        type Op = fn(&mut Kmm) -> Result<(), MmError>;
+        let ops: [(&str, Op); 4] = [
+            ("mm_create", |mm| mm.mm_create().and_then(|p| mm.mm_put(p, |_, _| {}))),
+            ("vmalloc", |mm| mm.vmalloc(6 << 20).and_then(|v| mm.vfree(v))),
+            ("ioremap", |mm| {
+                mm.ioremap(PhysAddr::new(0x1000_0000).unwrap(), 9 << 20, CacheAttr::Uncached).and_then(|v| mm.iounmap(v))
+            }),
+            ("dma_alloc_coherent", |mm| mm.dma_alloc_coherent(5 * 4096).and_then(|b| mm.dma_free_coherent(b.va))),
+        ];
+        for (name, op) in ops {
+            let mut n = 1;
+            loop {
+                let (live, fp, areas) = (mm.allocator().inner().live(), swapper_fingerprint(mm), mm.vm_areas() + mm.dma_buffers());
+                mm.allocator_mut().fail_nth(Some(n));
+                let r = op(mm);
+                mm.allocator_mut().fail_nth(None);
+                match r {
+                    Err(MmError::OutOfFrames) => {
+                        check_eq!(mm.allocator().inner().live(), live, "{name}: frames leaked by failure #{n}");
+                        check_eq!(swapper_fingerprint(mm), fp, "{name}: swapper_pg_dir changed by failure #{n}");
+                        check_eq!(mm.vm_areas() + mm.dma_buffers(), areas, "{name}: areas leaked by failure #{n}");
+                        n += 1;
+                    }
+                    Err(e) => return Err(alloc::format!("{name}: failure #{n} gave {e}")),
+                    Ok(()) => break,
+                }
+                check!(n < 5000, "{name}: never succeeds");
+            }
+            println!("  ({name}: {} failure points, each clean)", n - 1);
+            check!(n > 1, "{name}: allocates at least once");
+        }
+        Ok(())
+    })
+}
+
+fn interrupt_sweep() -> Result<(), String> {
+    with_mm(|mm| {
+        // ~520 instructions from the miss to the retried load (benchmarks),
+        // about 1.9 TMU ticks each under -icount shift=7: sweep past the end.
+        let (n, distinct) = crate::inject::interrupt_on_every_instruction(mm, 1200)?;
+        println!("  ({n} placements, interrupt taken at {distinct} distinct PCs)");
+        check!(distinct > 100, "the interrupt must land all along the path ({distinct} PCs)");
+        Ok(())
+    })
+}
 
 // ------------------------------------------------------------ GCC bug
 //
@@ -222,7 +292,7 @@ fn int_arithmetic() -> Result<(), String> {
 // ------------------------------------------------------------ MM on target
 
 /// RAM above the kernel image and heap: 0x0d00_0000..0x1000_0000.
-pub type Kmm = MemoryManager<Sh4Hw, P1Access, BitmapFrames<384>>;
+pub type Kmm = MemoryManager<Sh4Hw, P1Access, FailNth<BitmapFrames<384>>>;
 pub static MM: spin::Mutex<Option<Kmm>> = spin::Mutex::new(None);
 
 fn with_mm<R>(f: impl FnOnce(&mut Kmm) -> Result<R, String>) -> Result<R, String> {
@@ -232,7 +302,7 @@ fn with_mm<R>(f: impl FnOnce(&mut Kmm) -> Result<R, String>) -> Result<R, String
 }
 
 pub fn mmu_bringup() -> Result<(), String> {
-    let frames = BitmapFrames::new(Frame::from_pfn(0x0D000).unwrap(), 12288);
+    let frames = FailNth::new(BitmapFrames::new(Frame::from_pfn(0x0D000).unwrap(), 12288));
     let mm = MemoryManager::new(Sh4Hw, P1Access, frames).map_err(|e| alloc::format!("{e}"))?;
     crate::exc::set_fault_context(mm.fault_context());
     mm.enable_mmu();
@@ -245,7 +315,7 @@ pub fn mmu_bringup() -> Result<(), String> {
 
 fn vmalloc_through_tlb_miss() -> Result<(), String> {
     with_mm(|mm| {
-        let (live, ptes) = (mm.allocator().live(), mm.kernel_pte_pages() as u32);
+        let (live, ptes) = (mm.allocator().inner().live(), mm.kernel_pte_pages() as u32);
         let v = mm.vmalloc(3 * 4096).map_err(|e| alloc::format!("{e}"))?;
         let misses = TLB_EXCEPTIONS.load(Ordering::Relaxed);
         for i in 0..3u32 {
@@ -275,7 +345,7 @@ fn vmalloc_through_tlb_miss() -> Result<(), String> {
             Ok(x) => return Err(alloc::format!("read after vfree returned {x:#x}: stale TLB entry")),
         }
         let new_ptes = mm.kernel_pte_pages() as u32 - ptes;
-        check_eq!(mm.allocator().live(), live + new_ptes, "frames returned (kernel PTE pages are kept)");
+        check_eq!(mm.allocator().inner().live(), live + new_ptes, "frames returned (kernel PTE pages are kept)");
         Ok(())
     })
 }
@@ -285,7 +355,7 @@ extern "C" {
 }
 
 /// Valid UTLB entries whose VPN (VA\[31:10\]) is `vpn` (address array, read from P2).
-fn utlb_entries_for(vpn: u32) -> u32 {
+pub fn utlb_entries_for(vpn: u32) -> u32 {
     (0..64u32)
         .filter(|i| {
             // SAFETY: reads one UTLB address-array word through the P2 helper.
