@@ -46,50 +46,36 @@ sh4mm_get_sr:
 	rts
 	stc	sr, r0
 
+	/* Runs one TLB-array access from P2, as the manual requires, then
+	   waits a few instructions before returning to cached code. */
+	.macro	IN_P2 access
+	mova	1f, r0
+	mov.l	2f, r1
+	or	r1, r0
+	jmp	@r0
+	nop
+	.balign	4
+2:	.long	0x20000000
+1:	\access
+	.rept	7
+	nop
+	.endr
+	rts
+	nop
+	.endm
+
 	/* void sh4mm_utlb_addr_write(u32 addr, u32 value)
-	   void sh4mm_utlb_data_write(u32 addr, u32 value)
-	   Executed from P2 as the manual requires for array writes. */
+	   void sh4mm_utlb_data_write(u32 addr, u32 value) */
 	.global	sh4mm_utlb_addr_write
 	.global	sh4mm_utlb_data_write
 sh4mm_utlb_addr_write:
 sh4mm_utlb_data_write:
-	mova	1f, r0
-	mov.l	.Lp2_bit, r1
-	or	r1, r0
-	jmp	@r0
-	nop
-	.balign	4
-1:	mov.l	r5, @r4
-	nop
-	nop
-	nop
-	nop
-	nop
-	nop
-	nop
-	rts
-	nop
+	IN_P2	"mov.l	r5, @r4"
 
-	/* u32 sh4mm_array_read(u32 addr): read a TLB array word from P2. */
+	/* u32 sh4mm_array_read(u32 addr) */
 	.global	sh4mm_array_read
 sh4mm_array_read:
-	mova	1f, r0
-	mov.l	.Lp2_bit_r, r1
-	or	r1, r0
-	jmp	@r0
-	nop
-	.balign	4
-1:	mov.l	@r4, r0
-	nop
-	nop
-	nop
-	nop
-	nop
-	nop
-	rts
-	nop
-	.balign	4
-.Lp2_bit_r:	.long	0x20000000
+	IN_P2	"mov.l	@r4, r0"
 
 	/* void sh4mm_cache_op(u32 op, u32 va, u32 len): 0 ocbp, 1 ocbwb, 2 ocbi
 	   over every 32-byte line of [va, va+len). */
@@ -137,7 +123,6 @@ sh4mm_call_with_t:
 
 	.balign	4
 .Lno_imask:	.long	0xffffff0f
-.Lp2_bit:	.long	0x20000000
 
 	/* Probes: one load/store at a known address. If it faults and the MM
 	   cannot fix it, the exception handler records the fault and resumes

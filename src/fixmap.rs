@@ -15,37 +15,24 @@ use crate::pte::{CacheAttr, Prot, PteFlags};
 use crate::tlb;
 
 impl<H: MmuHw, M: PhysAccess, A: FrameAllocator> MemoryManager<H, M, A> {
-    fn slot_used(&self, slot: u32) -> bool {
-        self.fixmap_used[(slot / 32) as usize] & (1 << (slot % 32)) != 0
-    }
-
-    fn set_slot_used(&mut self, slot: u32, used: bool) {
-        let w = &mut self.fixmap_used[(slot / 32) as usize];
-        if used {
-            *w |= 1 << (slot % 32);
-        } else {
-            *w &= !(1 << (slot % 32));
-        }
-    }
-
     /// Claims a general-purpose fixmap slot.
     pub fn fixmap_alloc(&mut self) -> MmResult<u32> {
         let slot = (KMAP_COHERENT_SLOTS..FIXMAP_SLOTS)
-            .find(|&s| !self.slot_used(s))
+            .find(|&s| !self.fixmap_used.get(s))
             .ok_or(MmError::WindowExhausted)?;
-        self.set_slot_used(slot, true);
+        self.fixmap_used.set(slot, true);
         Ok(slot)
     }
 
     /// Releases a slot from [`Self::fixmap_alloc`]; it must be unmapped.
     pub fn fixmap_free(&mut self, slot: u32) -> MmResult<()> {
-        if !(KMAP_COHERENT_SLOTS..FIXMAP_SLOTS).contains(&slot) || !self.slot_used(slot) {
+        if !(KMAP_COHERENT_SLOTS..FIXMAP_SLOTS).contains(&slot) || !self.fixmap_used.get(slot) {
             return Err(MmError::BadHandle);
         }
         if self.fixmap_pte(slot).is_some() {
             return Err(MmError::Busy);
         }
-        self.set_slot_used(slot, false);
+        self.fixmap_used.set(slot, false);
         Ok(())
     }
 
@@ -56,7 +43,7 @@ impl<H: MmuHw, M: PhysAccess, A: FrameAllocator> MemoryManager<H, M, A> {
     /// Maps `frame` at fixmap slot `slot` and preloads the TLB entry.
     /// `slot` must be claimed (or a kmap_coherent slot) and not mapped.
     pub fn fixmap_map(&mut self, slot: u32, frame: Frame, prot: Prot, attr: CacheAttr) -> MmResult<VirtAddr> {
-        if slot >= FIXMAP_SLOTS || (slot >= KMAP_COHERENT_SLOTS && !self.slot_used(slot)) {
+        if slot >= FIXMAP_SLOTS || (slot >= KMAP_COHERENT_SLOTS && !self.fixmap_used.get(slot)) {
             return Err(MmError::BadHandle);
         }
         let va = fix_to_virt(slot);

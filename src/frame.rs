@@ -1,6 +1,7 @@
 //! What the OS provides: physical frames and a way to touch them.
 
 use crate::addr::{Frame, PhysAddr, PAGE_SIZE};
+use crate::bits::Bits;
 
 /// The OS's physical frame allocator.
 ///
@@ -94,7 +95,7 @@ unsafe impl PhysAccess for P1Access {
 pub struct BitmapFrames<const WORDS: usize> {
     first: u32,
     frames: u32,
-    used: [u32; WORDS],
+    used: Bits<WORDS>,
     live: u32,
     /// Where the next search starts (next fit), so single-frame allocations
     /// do not rescan the allocated prefix every time.
@@ -105,18 +106,7 @@ impl<const WORDS: usize> BitmapFrames<WORDS> {
     /// Manages `frames` frames (at most `32 * WORDS`) starting at `first`.
     pub const fn new(first: Frame, frames: u32) -> Self {
         let cap = (WORDS * 32) as u32;
-        BitmapFrames { first: first.pfn(), frames: if frames < cap { frames } else { cap }, used: [0; WORDS], live: 0, hint: 0 }
-    }
-    fn is_used(&self, i: u32) -> bool {
-        self.used[(i / 32) as usize] & (1 << (i % 32)) != 0
-    }
-    fn set(&mut self, i: u32, on: bool) {
-        let w = &mut self.used[(i / 32) as usize];
-        if on {
-            *w |= 1 << (i % 32)
-        } else {
-            *w &= !(1 << (i % 32))
-        }
+        BitmapFrames { first: first.pfn(), frames: if frames < cap { frames } else { cap }, used: Bits::new(), live: 0, hint: 0 }
     }
     /// Frames currently allocated.
     pub fn live(&self) -> u32 {
@@ -133,15 +123,15 @@ impl<const WORDS: usize> FrameAllocator for BitmapFrames<WORDS> {
         for start in [self.hint, 0] {
             let mut i = start;
             while i + count <= self.frames {
-                if self.used[(i / 32) as usize] == u32::MAX {
+                if self.used.word_full(i) {
                     i = (i / 32 + 1) * 32; // whole word in use
                     continue;
                 }
-                match (i..i + count).rev().find(|&j| self.is_used(j)) {
+                match (i..i + count).rev().find(|&j| self.used.get(j)) {
                     Some(j) => i = j + 1,
                     None => {
                         for j in i..i + count {
-                            self.set(j, true);
+                            self.used.set(j, true);
                         }
                         self.live += count;
                         self.hint = i + count;
@@ -155,8 +145,8 @@ impl<const WORDS: usize> FrameAllocator for BitmapFrames<WORDS> {
     fn free(&mut self, first: Frame, count: u32) {
         let start = first.pfn().wrapping_sub(self.first);
         for j in start..start.saturating_add(count) {
-            if j < self.frames && self.is_used(j) {
-                self.set(j, false);
+            if j < self.frames && self.used.get(j) {
+                self.used.set(j, false);
                 self.live -= 1;
             }
         }

@@ -22,6 +22,7 @@ extern crate alloc;
 
 pub mod addr;
 pub mod asid;
+mod bits;
 pub mod consistent;
 pub mod error;
 pub mod fault;

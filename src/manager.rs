@@ -4,6 +4,7 @@
 
 use crate::addr::{Frame, Page, PhysAddr, Region, VirtAddr};
 use crate::asid::{AsidAllocator, NO_CONTEXT};
+use crate::bits::Bits;
 use crate::error::{MmError, MmResult};
 use crate::frame::{FrameAllocator, PhysAccess};
 use crate::hw::{self, IrqGuard, MmuHw};
@@ -34,7 +35,7 @@ pub struct MemoryManager<H: MmuHw, M: PhysAccess, A: FrameAllocator> {
     active: MmId,
     pub(crate) vmalloc: RangeAllocator<AreaKind>,
     pub(crate) consistent: RangeAllocator<(Frame, u32)>,
-    pub(crate) fixmap_used: [u32; (FIXMAP_SLOTS / 32) as usize],
+    pub(crate) fixmap_used: Bits<{ (FIXMAP_SLOTS / 32) as usize }>,
 }
 
 impl<H: MmuHw, M: PhysAccess, A: FrameAllocator> MemoryManager<H, M, A> {
@@ -57,7 +58,7 @@ impl<H: MmuHw, M: PhysAccess, A: FrameAllocator> MemoryManager<H, M, A> {
             active: INIT_MM,
             vmalloc: RangeAllocator::new(VMALLOC_START >> 12, VMALLOC_END >> 12, 1),
             consistent: RangeAllocator::new(CONSISTENT_START >> 12, CONSISTENT_END >> 12, 1),
-            fixmap_used: [0; (FIXMAP_SLOTS / 32) as usize],
+            fixmap_used: Bits::new(),
         };
         mm.hw.set_ttb(swapper.start().to_p1().as_u32());
         mm.hw.set_pteh(0);
