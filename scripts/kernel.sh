@@ -30,6 +30,11 @@ build() {
     local elf="$ROOT/target/sh4-unknown-none/release/sh4-mm-kernel"
     rm -f "$elf.bin"
     sh4-linux-gnu-objcopy -O binary "$elf" "$elf.bin" || fail "objcopy failed"
+    # 16 MiB flash image for 0xA0000000 (multi-hit/reset vector), see boot/flash.S.
+    local fdir; fdir=$(dirname "$elf")
+    "$GCC_PREFIX/bin/sh4-linux-gnu-gcc" -c "$ROOT/boot/flash.S" -o "$fdir/flash.o" || fail "flash.S"
+    sh4-linux-gnu-objcopy -O binary -j .text "$fdir/flash.o" "$fdir/flash.img" || fail "flash objcopy"
+    truncate -s 16M "$fdir/flash.img"
     echo "$elf.bin"
 }
 

@@ -4,7 +4,8 @@
 #   scripts/qemu-run.sh KERNEL.bin [extra qemu args]
 #
 # The kernel prints "@@EXIT n@@" and powers the board off. Exit codes:
-#   n   the kernel's own verdict (0 = all tests passed)
+#   n   the kernel's own verdict (0 = all tests passed; 126 = TLB multiple hit,
+#       reported by the flash image at 0xA0000000)
 #   124 timed out (a hang)            125 QEMU ended without the sentinel (reset?)
 # Timeout: $SH4MM_TIMEOUT seconds (default 120). Console copy: $SH4MM_LOG.
 set -uo pipefail
@@ -17,9 +18,15 @@ if [ "$(head -c 4 "$bin" | od -An -c | tr -d ' ')" = "177ELF" ]; then
 fi
 command -v qemu-system-sh4 >/dev/null || { echo "qemu-run: qemu-system-sh4 not installed (scripts/bootstrap.sh apt)" >&2; exit 2; }
 log=${SH4MM_LOG:-$(mktemp)}
+# A flash image beside the kernel makes reset-type exceptions (TLB multiple
+# hit) print a sentinel instead of silently resetting the board.
+flash=()
+if [ -f "$(dirname "$bin")/flash.img" ]; then
+    flash=(-drive "if=pflash,file=$(dirname "$bin")/flash.img,format=raw,readonly=on")
+fi
 timeout -k 3 "${SH4MM_TIMEOUT:-120}" qemu-system-sh4 -M r2d -kernel "$bin" \
     -display none -monitor none -serial null -serial stdio -nic none -no-reboot \
-    -icount shift="${SH4MM_ICOUNT:-7}" "$@" < /dev/null | tee "$log"
+    -icount shift="${SH4MM_ICOUNT:-7}" "${flash[@]}" "$@" < /dev/null | tee "$log"
 rc=${PIPESTATUS[0]}
 if [ "$rc" = 124 ] || [ "$rc" = 137 ]; then
     echo "qemu-run: FAILED: timed out after ${SH4MM_TIMEOUT:-120}s (kernel hung)" >&2

@@ -68,6 +68,12 @@ fn selftest(cmdline: &[u8]) {
         println!("selftest: unmapped P3 access without a probe");
         tests::oops_selftest();
     }
+    if has(b"selftest=multihit") {
+        println!("selftest: fixmap remap with the unmap flush forgotten");
+        let _ = tests::mmu_bringup();
+        let r = tests::MM.lock().as_mut().map(|mm| tests::fixmap_remap_sequence(mm, true));
+        println!("selftest: no multiple hit was raised: {r:?}");
+    }
     if has(b"selftest=fail") {
         harness::fail_one_more();
     }

@@ -27,7 +27,55 @@ pub static TESTS: &[(&str, TestFn)] = &[
     ("bad_input_is_an_error_not_a_hang", bad_input),
     ("tmu0_interrupt_on_every_instruction_of_the_miss_path", interrupt_sweep),
     ("frame_allocation_failure_at_every_point", allocation_failures),
+    ("fixmap_unmap_remap_never_multi_hits", fixmap_unmap_remap),
 ];
+
+/// Maps frame 1 at a fixmap slot (preloading the TLB), reads it, unmaps it —
+/// through `fixmap_unmap` (which flushes) or, with `forget_flush`, straight
+/// in the table as a buggy kernel would — maps frame 2 (preloading again),
+/// makes QEMU drop its own TLB (ASID bounce, so a duplicate is detected) and
+/// reads. Without the flush the UTLB holds two entries for the slot: a
+/// multiple hit, which the flash image reports (exit 126).
+pub fn fixmap_remap_sequence(mm: &mut Kmm, forget_flush: bool) -> Result<u32, String> {
+    let e = |e: MmError| alloc::format!("{e}");
+    let f1 = mm.allocator_mut().alloc(1).ok_or("no frame")?;
+    let f2 = mm.allocator_mut().alloc(1).ok_or("no frame")?;
+    for (f, v) in [(f1, 0xF1u32), (f2, 0xF2)] {
+        // SAFETY: frames we own, through P2.
+        unsafe { (f.start().to_p2().as_u32() as *mut u32).write_volatile(v) };
+    }
+    let slot = mm.fixmap_alloc().map_err(e)?;
+    let va = mm.fixmap_map(slot, f1, Prot::KernelRw, CacheAttr::WriteBack).map_err(e)?;
+    // SAFETY: the slot is mapped.
+    let first = unsafe { (va.as_u32() as *const u32).read_volatile() };
+    check_eq!(first, 0xF1, "first mapping");
+    if forget_flush {
+        PageTable::new(&P1Access, mm.swapper_pg_dir()).unmap(Page::containing(va), 1, |_, _| {});
+    } else {
+        mm.fixmap_unmap(slot).map_err(e)?;
+    }
+    mm.fixmap_map(slot, f2, Prot::KernelRw, CacheAttr::WriteBack).map_err(e)?;
+    let pteh = mm.hw().pteh();
+    mm.hw().set_pteh(pteh ^ 1);
+    mm.hw().set_pteh(pteh);
+    // SAFETY: the slot is mapped (to f2).
+    let second = unsafe { (va.as_u32() as *const u32).read_volatile() };
+    let entries = utlb_entries_for(va.as_u32() >> 10);
+    mm.fixmap_unmap(slot).map_err(e)?;
+    mm.fixmap_free(slot).map_err(e)?;
+    mm.allocator_mut().free(f1, 1);
+    mm.allocator_mut().free(f2, 1);
+    check_eq!(entries, 1, "UTLB entries for the slot");
+    Ok(second)
+}
+
+fn fixmap_unmap_remap() -> Result<(), String> {
+    with_mm(|mm| {
+        let v = fixmap_remap_sequence(mm, false)?;
+        check_eq!(v, 0xF2, "the remapped frame");
+        Ok(())
+    })
+}
 
 /// Sum of swapper_pg_dir's first-level words and of the PTEs they reach:
 /// a cheap fingerprint of the kernel tables.
