@@ -34,7 +34,14 @@ pub fn set_fault_context(ctx: FaultContext) {
     FAULT_CTX.call_once(|| ctx);
 }
 
+/// `sh4mm_user_call` result when the user program was killed by a fault
+/// (or'ed with EXPEVT).
+pub const USER_KILLED: u32 = 0xFFFF_0000;
+/// The fault that killed the last user program.
+pub static USER_FAULT: spin::Mutex<Option<FaultInfo>> = spin::Mutex::new(None);
+
 extern "C" {
+    fn sh4mm_user_return(value: u32) -> !;
     fn sh4mm_probe_read_insn();
     fn sh4mm_probe_write_insn();
     fn sh4mm_probe_read(addr: u32) -> u32;
@@ -94,12 +101,24 @@ extern "C" fn sh4mm_exception(kind: u32, frame: *mut Frame, code: u32, tea: u32)
             }
         }
     }
+    let from_user = frame.ssr & 0x4000_0000 == 0;
+    if from_user && code == 0x160 {
+        // TRAPA from the user program: back to sh4mm_user_call's caller.
+        // SAFETY: a user_call is in progress (only it enters user mode).
+        unsafe { sh4mm_user_return(frame.r[0]) };
+    }
     if is_tlb_code(code) {
         if let Some(ctx) = FAULT_CTX.get() {
             TLB_EXCEPTIONS.fetch_add(1, Ordering::Relaxed);
-            let exc = Exception { expevt: code, tea: VirtAddr::new(tea), user: frame.ssr & 0x4000_0000 == 0 };
+            let exc = Exception { expevt: code, tea: VirtAddr::new(tea), user: from_user };
             match fault::handle_tlb_exception(&Sh4Hw, &P1Access, ctx, &exc) {
                 FaultOutcome::Retry => return,
+                FaultOutcome::User(info) | FaultOutcome::Oops(info) if from_user => {
+                    // The OS's part: this demo kills the user program.
+                    *USER_FAULT.lock() = Some(info);
+                    // SAFETY: as above.
+                    unsafe { sh4mm_user_return(USER_KILLED | code) };
+                }
                 FaultOutcome::User(info) | FaultOutcome::Oops(info) => {
                     let probe = [sh4mm_probe_read_insn as *const () as u32, sh4mm_probe_write_insn as *const () as u32];
                     if probe.contains(&frame.spc) {

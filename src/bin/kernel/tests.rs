@@ -28,7 +28,118 @@ pub static TESTS: &[(&str, TestFn)] = &[
     ("tmu0_interrupt_on_every_instruction_of_the_miss_path", interrupt_sweep),
     ("frame_allocation_failure_at_every_point", allocation_failures),
     ("fixmap_unmap_remap_never_multi_hits", fixmap_unmap_remap),
+    ("user_mode_asids_and_faults", user_mode),
+    ("initial_page_write_sets_dirty", initial_page_write),
 ];
+
+extern "C" {
+    fn sh4mm_user_call(entry: u32, user_sp: u32, arg: u32) -> u32;
+    static sh4mm_user_prog: u8;
+    static sh4mm_user_prog_end: u8;
+}
+
+/// A frame we own filled with `word`.
+fn filled_frame(mm: &mut Kmm, word: u32) -> Result<Frame, String> {
+    let f = mm.allocator_mut().alloc(1).ok_or("no frame")?;
+    for k in 0..1024u32 {
+        // SAFETY: our frame, through P2.
+        unsafe { ((f.start().to_p2().as_u32() + k * 4) as *mut u32).write_volatile(word) };
+    }
+    Ok(f)
+}
+
+const UCODE: u32 = 0x0040_0000;
+const USTACK: u32 = 0x0080_0000;
+const UDATA: u32 = 0x0060_0000;
+const UKERNEL_ONLY: u32 = 0x0050_0000;
+
+/// A process: program page, stack page, a data page holding `word`, and a
+/// P0 page only the kernel may touch.
+fn make_process(mm: &mut Kmm, word: u32) -> Result<(MmId, [Frame; 4]), String> {
+    let e = |e: MmError| alloc::format!("{e}");
+    let code = mm.allocator_mut().alloc(1).ok_or("no frame")?;
+    // SAFETY: copies the user program (a few bytes of text) into our frame.
+    unsafe {
+        let (s, end) = (&sh4mm_user_prog as *const u8, &sh4mm_user_prog_end as *const u8);
+        core::ptr::copy_nonoverlapping(s, code.start().to_p2().as_u32() as *mut u8, end as usize - s as usize);
+    }
+    let (stack, data, konly) = (filled_frame(mm, 0)?, filled_frame(mm, word)?, filled_frame(mm, 0xCC)?);
+    let p = mm.mm_create().map_err(e)?;
+    let page = |a: u32| Page::containing(VirtAddr::new(a));
+    mm.map_user(p, page(UCODE), code, 1, Prot::UserRead, CacheAttr::WriteBack).map_err(e)?;
+    mm.map_user(p, page(USTACK), stack, 1, Prot::UserRw, CacheAttr::WriteBack).map_err(e)?;
+    mm.map_user(p, page(UDATA), data, 1, Prot::UserRead, CacheAttr::WriteBack).map_err(e)?;
+    mm.map_user(p, page(UKERNEL_ONLY), konly, 1, Prot::KernelRw, CacheAttr::WriteBack).map_err(e)?;
+    Ok((p, [code, stack, data, konly]))
+}
+
+fn run_user(mm: &mut Kmm, p: MmId, arg: u32) -> Result<u32, String> {
+    mm.switch_mm(p).map_err(|e| alloc::format!("{e}"))?;
+    *crate::exc::USER_FAULT.lock() = None;
+    // SAFETY: p maps the user program, stack and data; the program traps back.
+    Ok(unsafe { sh4mm_user_call(UCODE, USTACK + 4096, arg) })
+}
+
+fn user_mode() -> Result<(), String> {
+    use crate::exc::USER_KILLED;
+    with_mm(|mm| {
+        let e = |e: MmError| alloc::format!("{e}");
+        let live = mm.allocator().inner().live();
+        let (a, fa) = make_process(mm, 0xAAAA)?;
+        let (b, fb) = make_process(mm, 0xBBBB)?;
+        check_eq!(run_user(mm, a, UDATA)?, 0xAAAA, "process A reads its page from user mode");
+        check_eq!(run_user(mm, b, UDATA)?, 0xBBBB, "process B, same address, own ASID");
+        check_eq!(run_user(mm, a, UDATA + 8)?, 0xAAAA, "A again (its ASID entries survive)");
+        let v = mm.vmalloc(4096).map_err(e)?;
+        // The SH7750 raises an address error (0x0E0) for any user access
+        // above 0x8000_0000; QEMU looks P3 up in the TLB instead, so the fast
+        // path loads the kernel entry and the access is a protection
+        // violation (0x0A0). Either way the program is killed.
+        let r = run_user(mm, a, v.as_u32())?;
+        check!(r == USER_KILLED | 0x0E0 || r == USER_KILLED | 0x0A0, "user access to P3 must be refused: {r:#x}");
+        let f = crate::exc::USER_FAULT.lock().take().ok_or("no fault recorded")?;
+        check!(f.user && matches!(f.kind, FaultKind::AddressError | FaultKind::Protection), "P3 fault info {f:?}");
+        check_eq!(run_user(mm, a, 0x0070_0000)?, USER_KILLED | 0x040, "unmapped user page");
+        let f = crate::exc::USER_FAULT.lock().take().ok_or("no fault recorded")?;
+        check_eq!((f.kind, f.user, f.addr.as_u32()), (FaultKind::NotMapped, true, 0x0070_0000), "fault info");
+        check_eq!(run_user(mm, a, UKERNEL_ONLY)?, USER_KILLED | 0x0A0, "user read of a kernel-only page");
+        check_eq!(run_user(mm, b, UDATA)?, 0xBBBB, "B still fine after A's faults");
+        mm.vfree(v).map_err(e)?;
+        mm.switch_mm(INIT_MM).map_err(e)?;
+        for (p, frames) in [(a, fa), (b, fb)] {
+            mm.mm_put(p, |_, _| {}).map_err(e)?;
+            for f in frames {
+                mm.allocator_mut().free(f, 1);
+            }
+        }
+        check_eq!(mm.allocator().inner().live(), live, "processes freed");
+        Ok(())
+    })
+}
+
+fn initial_page_write() -> Result<(), String> {
+    with_mm(|mm| {
+        let e = |e: MmError| alloc::format!("{e}");
+        let f = filled_frame(mm, 0)?;
+        let p = mm.mm_create().map_err(e)?;
+        let va = VirtAddr::new(0x0090_0000);
+        mm.map_user(p, Page::containing(va), f, 1, Prot::UserRw, CacheAttr::WriteBack).map_err(e)?;
+        check!(!mm.translate(p, va).map_err(e)?.1.flags().contains(PteFlags::D), "mapped clean");
+        mm.switch_mm(p).map_err(e)?;
+        let slow = TLB_EXCEPTIONS.load(Ordering::Relaxed);
+        // SAFETY: privileged write to a mapped user page: miss, then 0x080.
+        unsafe { ((va.as_u32() + 4) as *mut u32).write_volatile(0x1D) };
+        check_eq!(TLB_EXCEPTIONS.load(Ordering::Relaxed) - slow, 1, "one initial-page-write exception");
+        check!(mm.translate(p, va).map_err(e)?.1.flags().contains(PteFlags::D), "dirty now");
+        check_eq!(utlb_entries_for(va.as_u32() >> 10), 1, "the clean entry was replaced, not duplicated");
+        // SAFETY: P2 view of our frame.
+        check_eq!(unsafe { ((f.start().to_p2().as_u32() + 4) as *const u32).read_volatile() }, 0x1D, "data");
+        mm.switch_mm(INIT_MM).map_err(e)?;
+        mm.mm_put(p, |_, _| {}).map_err(e)?;
+        mm.allocator_mut().free(f, 1);
+        Ok(())
+    })
+}
 
 /// Maps frame 1 at a fixmap slot (preloading the TLB), reads it, unmaps it —
 /// through `fixmap_unmap` (which flushes) or, with `forget_flush`, straight
@@ -413,35 +524,71 @@ pub fn utlb_entries_for(vpn: u32) -> u32 {
         .count() as u32
 }
 
+extern "C" {
+    fn sh4mm_call_on_stack(f: extern "C" fn(u32) -> u32, arg: u32, stack_top: u32) -> u32;
+}
+
+/// The kernel thread's body: runs on its own stack, on the mm it borrowed.
+extern "C" fn kthread_touch(addr: u32) -> u32 {
+    // SAFETY: `addr` is inside the DMA buffer the test allocated.
+    unsafe {
+        (addr as *mut u32).write_volatile(0xD1A);
+        (addr as *const u32).read_volatile()
+    }
+}
+
+/// Process A runs in user mode; a driver then allocates a consistent buffer
+/// (only swapper_pg_dir gets the new first-level entry); the scheduler
+/// switches to a kernel thread, which borrows A's mm and touches the buffer
+/// on its own stack: the TLB miss must go through vmalloc_fault into A's
+/// table. Then A runs again.
 fn borrowed_mm_consistent_mapping() -> Result<(), String> {
     with_mm(|mm| {
         let e = |e: MmError| alloc::format!("{e}");
-        let p = mm.mm_create().map_err(e)?;
+        let live = mm.allocator().inner().live();
+        let (p, frames) = make_process(mm, 0xA11CE)?;
         let mut boot = TaskMm::boot();
         let mut proc_a = TaskMm::user(p);
         let mut kthread = TaskMm::kernel_thread();
         mm.context_switch(&mut boot, &mut proc_a).map_err(e)?;
+        check_eq!(run_user(mm, p, UDATA)?, 0xA11CE, "A runs in user mode");
         let buf = mm.dma_alloc_coherent(8192).map_err(e)?;
         let idx = buf.va.pgd_index();
         let table = |mm: &Kmm| PageTable::new(&P1Access, mm.pgd(p).unwrap()).pgd_raw(idx);
         check_eq!(table(mm), 0, "p predates the consistent mapping");
         mm.context_switch(&mut proc_a, &mut kthread).map_err(e)?;
-        let addr = buf.va.as_u32() + 4096 + 8;
-        // SAFETY: inside the buffer just allocated.
-        unsafe { (addr as *mut u32).write_volatile(0xD1A) };
-        // SAFETY: as above.
-        check_eq!(unsafe { (addr as *const u32).read_volatile() }, 0xD1A, "through P3");
+        check_eq!(kthread.active_mm, Some(p), "the kernel thread borrowed A's mm");
+        check_eq!(mm.hw().ttb(), mm.pgd(p).map_err(e)?.start().to_p1().as_u32(), "TTB is still A's table");
+        // The thread's stack is P1 memory: the exception entry pushes its frame
+        // with SR.BL=1, so a kernel stack must never take a TLB miss.
+        let kstack = mm.allocator_mut().alloc(2).ok_or("no frames for the stack")?;
+        let slow = TLB_EXCEPTIONS.load(Ordering::Relaxed);
+        // SAFETY: runs kthread_touch on a stack we own; it returns.
+        let got = unsafe {
+            sh4mm_call_on_stack(kthread_touch, buf.va.as_u32() + 4096 + 8, kstack.start().to_p1().as_u32() + 2 * 4096)
+        };
+        check_eq!(got, 0xD1A, "the kernel thread reads what it wrote through P3");
+        check!(TLB_EXCEPTIONS.load(Ordering::Relaxed) > slow, "the slow path (vmalloc_fault) ran");
         check!(table(mm) != 0, "vmalloc_fault copied the entry into the borrowed mm");
         // SAFETY: uncached alias of the buffer's second frame.
         let via_p2 = unsafe { ((buf.phys.to_p2().as_u32() + 4096 + 8) as *const u32).read_volatile() };
         check_eq!(via_p2, 0xD1A, "the device sees it (uncached)");
-        // Clean up: back to init_mm, return the borrow, free everything.
-        let mut idle_user = TaskMm::user(p);
-        mm.context_switch(&mut kthread, &mut idle_user).map_err(e)?;
+        mm.context_switch(&mut kthread, &mut proc_a).map_err(e)?;
+        check_eq!(kthread.active_mm, None, "the borrow is returned");
+        check_eq!(run_user(mm, p, UDATA)?, 0xA11CE, "A runs again");
+        mm.context_switch(&mut proc_a, &mut boot).map_err(e)?;
         mm.switch_mm(INIT_MM).map_err(e)?;
+        mm.allocator_mut().free(kstack, 2);
+        mm.dma_free_coherent(buf.va).map_err(e)?;
+        // boot (a kernel thread) holds a borrow of p now: give it back.
+        boot.active_mm = None;
+        mm.mm_drop(p).map_err(e)?;
         mm.mm_put(p, |_, _| {}).map_err(e)?;
         check!(mm.pgd(p).is_err(), "p freed");
-        mm.dma_free_coherent(buf.va).map_err(e)?;
+        for f in frames {
+            mm.allocator_mut().free(f, 1);
+        }
+        check!(mm.allocator().inner().live() >= live, "only kernel PTE pages may remain");
         Ok(())
     })
 }
