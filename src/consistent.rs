@@ -36,13 +36,17 @@ impl<H: MmuHw, M: PhysAccess, A: FrameAllocator> MemoryManager<H, M, A> {
                 return Err(e);
             }
         };
+        // Drop whatever the cached P1 alias still holds (a dirty line written
+        // back later would overwrite what the device wrote), zero through P1,
+        // then push the zeros out and drop those lines too.
+        let p1 = first.start().to_p1().as_u32();
+        self.hw.cache_op(CacheOp::Purge, p1, pages * PAGE_SIZE);
         for i in 0..pages {
             if let Some(f) = first.offset(i) {
                 self.mem.zero_frame(f);
             }
         }
-        // Zeroed through the cached view: write it back and drop the lines.
-        self.hw.cache_op(CacheOp::Purge, first.start().to_p1().as_u32(), pages * PAGE_SIZE);
+        self.hw.cache_op(CacheOp::Purge, p1, pages * PAGE_SIZE);
         let start = page_of(area.start);
         if let Err(e) = self.map_kernel(start, pages, Prot::KernelRw, CacheAttr::Uncached, PteFlags::empty(), |i| {
             first.offset(i).unwrap_or(first)

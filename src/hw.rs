@@ -102,6 +102,18 @@ pub trait MmuHw {
     /// Applies an operand-cache operation to every 32-byte line of
     /// `[va, va + len)` (`ocbp`, `ocbwb` or `ocbi`).
     fn cache_op(&self, op: CacheOp, va: u32, len: u32);
+    /// Copies one 4 KiB page from virtual address `src` to `dst` with CPU
+    /// loads and stores (so through the operand cache, as the mappings say).
+    ///
+    /// # Safety
+    /// Both pages must be mapped (and, in P3, loaded in the TLB or fixable by
+    /// the TLB-miss handler) and must not overlap.
+    unsafe fn copy_page(&self, dst: u32, src: u32);
+    /// Zeroes one 4 KiB page at virtual address `dst` with CPU stores.
+    ///
+    /// # Safety
+    /// The page must be mapped writable.
+    unsafe fn clear_page(&self, dst: u32);
     /// Masks all interrupts (SR.IMASK = 15) and returns the previous SR.IMASK.
     fn irq_save(&self) -> u32;
     /// Restores SR.IMASK to a value returned by [`MmuHw::irq_save`].
@@ -141,6 +153,14 @@ impl<T: MmuHw + ?Sized> MmuHw for &T {
     }
     fn cache_op(&self, op: CacheOp, va: u32, len: u32) {
         (**self).cache_op(op, va, len)
+    }
+    unsafe fn copy_page(&self, dst: u32, src: u32) {
+        // SAFETY: forwarded with the caller's guarantees.
+        unsafe { (**self).copy_page(dst, src) }
+    }
+    unsafe fn clear_page(&self, dst: u32) {
+        // SAFETY: forwarded with the caller's guarantees.
+        unsafe { (**self).clear_page(dst) }
     }
     fn irq_save(&self) -> u32 {
         (**self).irq_save()

@@ -23,6 +23,7 @@ extern crate alloc;
 pub mod addr;
 pub mod asid;
 mod bits;
+pub mod coherent;
 pub mod consistent;
 pub mod error;
 pub mod fault;

@@ -80,6 +80,14 @@ mod imp {
             // they never fault on P1 addresses.
             unsafe { sh4mm_cache_op(code, va, len) }
         }
+        unsafe fn copy_page(&self, dst: u32, src: u32) {
+            // SAFETY: the caller guarantees both pages are mapped and distinct.
+            unsafe { core::ptr::copy_nonoverlapping(src as usize as *const u32, dst as usize as *mut u32, 1024) }
+        }
+        unsafe fn clear_page(&self, dst: u32) {
+            // SAFETY: the caller guarantees the page is mapped writable.
+            unsafe { core::ptr::write_bytes(dst as usize as *mut u32, 0, 1024) }
+        }
         fn irq_save(&self) -> u32 {
             // SAFETY: sets SR.IMASK=15 and returns the old IMASK; no other
             // SR bit changes.

@@ -7,7 +7,7 @@
 use crate::addr::{Frame, Page, PhysAddr, VirtAddr, PAGE_SIZE};
 use crate::error::{MmError, MmResult};
 use crate::frame::{FrameAllocator, PhysAccess};
-use crate::hw::MmuHw;
+use crate::hw::{CacheOp, MmuHw};
 use crate::manager::MemoryManager;
 use crate::pte::{CacheAttr, Prot, PteFlags};
 use alloc::vec::Vec;
@@ -52,7 +52,12 @@ impl<H: MmuHw, M: PhysAccess, A: FrameAllocator> MemoryManager<H, M, A> {
         for _ in 0..pages {
             match self.alloc.alloc(1) {
                 Some(f) => {
+                    // Zeroed through P1; the area maps it at another colour,
+                    // so no line of the P1 alias may stay behind.
+                    let p1 = f.start().to_p1().as_u32();
+                    self.hw.cache_op(CacheOp::Purge, p1, PAGE_SIZE);
                     self.mem.zero_frame(f);
+                    self.hw.cache_op(CacheOp::Purge, p1, PAGE_SIZE);
                     frames.push(f);
                 }
                 None => {

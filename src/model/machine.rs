@@ -1,7 +1,7 @@
 //! A CPU that executes single accesses against the model, taking TLB
 //! exceptions the way the kernel does.
 
-use super::{PhysMemory, Sh4Model};
+use super::{Caching, PhysMemory, Sh4Model};
 use crate::addr::{PhysAddr, Region, VirtAddr};
 use crate::fault::{self, Exception, FaultContext, FaultInfo, FaultOutcome};
 use crate::frame::PhysAccess;
@@ -55,22 +55,23 @@ impl<'a> Machine<'a> {
         Machine { hw: self.hw, mem: self.mem, ctx: self.ctx, user: true }
     }
 
-    /// Reads a 32-bit word.
+    /// Reads a 32-bit word (through the operand cache, if the model has one).
     pub fn read_u32(&self, va: u32) -> Result<u32, MachineError> {
-        let pa = self.access(va, false, false)?;
-        Ok(self.mem.read_u32(PhysAddr::new(pa).unwrap_or_default()))
+        let (pa, how) = self.access(va, false, false)?;
+        Ok(self.hw.load_u32(va, pa, how, self.mem))
     }
 
-    /// Writes a 32-bit word.
+    /// Writes a 32-bit word (through the operand cache, if the model has one).
     pub fn write_u32(&self, va: u32, value: u32) -> Result<(), MachineError> {
-        let pa = self.access(va, true, false)?;
-        self.mem.write_u32(PhysAddr::new(pa).unwrap_or_default(), value);
+        let (pa, how) = self.access(va, true, false)?;
+        self.hw.store_u32(va, pa, value, how, self.mem);
         Ok(())
     }
 
-    /// Fetches an instruction word (through the ITLB).
+    /// Fetches an instruction word (through the ITLB; instruction fetches do
+    /// not use the operand cache).
     pub fn fetch(&self, va: u32) -> Result<u32, MachineError> {
-        let pa = self.access(va, false, true)?;
+        let (pa, _) = self.access(va, false, true)?;
         Ok(self.mem.read_u32(PhysAddr::new(pa).unwrap_or_default()))
     }
 
@@ -88,18 +89,18 @@ impl<'a> Machine<'a> {
         r.map(|(pa, _)| pa.as_u32()).unwrap_or(0)
     }
 
-    fn access(&self, va: u32, write: bool, fetch: bool) -> Result<u32, MachineError> {
+    fn access(&self, va: u32, write: bool, fetch: bool) -> Result<(u32, Caching), MachineError> {
         let v = VirtAddr::new(va);
         for _ in 0..4 {
-            match self.hw.translate(va, write, fetch, self.user) {
-                Ok(pa) => {
+            match self.hw.translate_ex(va, write, fetch, self.user) {
+                Ok((pa, how)) => {
                     if v.is_translated() && self.hw.mmucr() & crate::hw::MMUCR_AT != 0 {
                         let table = self.table_pa(v);
                         if table != pa {
                             return Err(MachineError::StaleTranslation { va: v, tlb: pa, table });
                         }
                     }
-                    return Ok(pa);
+                    return Ok((pa, how));
                 }
                 Err(expevt::TLB_MULTI_HIT) => return Err(MachineError::MultipleHit(v)),
                 Err(code) => {

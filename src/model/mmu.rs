@@ -1,8 +1,10 @@
 //! The MMU part of the model.
 
 extern crate std;
+use super::{Caching, OpCache, PhysMemory};
 use crate::hw::{self, expevt, CacheOp, MmuHw};
 use std::boxed::Box;
+use std::rc::Rc;
 use std::cell::{Cell, RefCell};
 use std::vec::Vec;
 
@@ -72,6 +74,8 @@ pub struct Sh4Model {
     latent_dups: Cell<u32>,
     bad_sizes: Cell<u32>,
     events: RefCell<Vec<HwEvent>>,
+    mem: RefCell<Option<Rc<PhysMemory>>>,
+    cache: RefCell<Option<OpCache>>,
 }
 
 impl Default for Sh4Model {
@@ -105,6 +109,53 @@ impl Sh4Model {
             latent_dups: Cell::new(0),
             bad_sizes: Cell::new(0),
             events: RefCell::new(Vec::new()),
+            mem: RefCell::new(None),
+            cache: RefCell::new(None),
+        }
+    }
+
+    /// Gives the model the RAM, so that `copy_page`/`clear_page` and (with
+    /// `cache`) the operand cache work.
+    pub fn attach_memory(&self, mem: Rc<PhysMemory>, cache: bool) {
+        *self.mem.borrow_mut() = Some(mem);
+        *self.cache.borrow_mut() = cache.then(OpCache::new);
+    }
+
+    /// Dirty cache lines holding data of the frame at `pa_page`.
+    pub fn dirty_lines_of(&self, pa_page: u32) -> usize {
+        self.cache.borrow().as_ref().map_or(0, |c| c.dirty_lines_of(pa_page))
+    }
+
+    /// A data load through the cache (if attached) after translation.
+    pub fn load_u32(&self, va: u32, pa: u32, how: Caching, mem: &PhysMemory) -> u32 {
+        match self.cache.borrow_mut().as_mut() {
+            Some(c) => c.read_u32(va, pa, how, mem),
+            None => crate::frame::PhysAccess::read_u32(mem, crate::addr::PhysAddr::new(pa).unwrap_or_default()),
+        }
+    }
+
+    /// A data store through the cache (if attached) after translation.
+    pub fn store_u32(&self, va: u32, pa: u32, value: u32, how: Caching, mem: &PhysMemory) {
+        match self.cache.borrow_mut().as_mut() {
+            Some(c) => c.write_u32(va, pa, value, how, mem),
+            None => crate::frame::PhysAccess::write_u32(mem, crate::addr::PhysAddr::new(pa).unwrap_or_default(), value),
+        }
+    }
+
+    /// Physical address and caching of `va` from the current UTLB contents,
+    /// without raising anything (what a cache-block instruction uses).
+    fn probe(&self, va: u32) -> Option<(u32, Caching)> {
+        match va >> 29 {
+            4 => Some((va & 0x1FFF_FFFF, Caching::WriteBack)),
+            5 => Some((va & 0x1FFF_FFFF, Caching::Uncached)),
+            7 => None,
+            _ if self.mmucr.get() & hw::MMUCR_AT == 0 => Some((va & 0x1FFF_FFFF, Caching::WriteBack)),
+            _ => {
+                let asid = self.asid();
+                let u = self.utlb.borrow();
+                let e = u.iter().find(|e| matches(e, va >> 12, asid, false))?;
+                Some(((e.ppn << 12) | (va & 0xFFF), caching_of(e)))
+            }
         }
     }
 
@@ -217,7 +268,7 @@ impl Sh4Model {
         }
     }
 
-    fn raise(&self, code: u32, va: u32) -> Result<u32, u32> {
+    fn raise<T>(&self, code: u32, va: u32) -> Result<T, u32> {
         self.expevt.set(code);
         self.tea.set(va);
         if code == expevt::TLB_MISS_READ || code == expevt::TLB_MISS_WRITE || code == expevt::INITIAL_PAGE_WRITE {
@@ -229,6 +280,11 @@ impl Sh4Model {
     /// Translates one access like the CPU: `Ok(physical address)` or
     /// `Err(EXPEVT)` with TEA (and PTEH for misses) set.
     pub fn translate(&self, va: u32, write: bool, fetch: bool, user: bool) -> Result<u32, u32> {
+        self.translate_ex(va, write, fetch, user).map(|(pa, _)| pa)
+    }
+
+    /// [`Self::translate`], also saying how the access is cached.
+    pub fn translate_ex(&self, va: u32, write: bool, fetch: bool, user: bool) -> Result<(u32, Caching), u32> {
         self.tick();
         let (miss, prot, addr) = if write {
             (expevt::TLB_MISS_WRITE, expevt::PROT_WRITE, expevt::ADDR_ERR_WRITE)
@@ -240,7 +296,12 @@ impl Sh4Model {
         }
         let translated = va < 0x8000_0000 || (0xC000_0000..0xE000_0000).contains(&va);
         if !translated || self.mmucr.get() & hw::MMUCR_AT == 0 {
-            return Ok(va & 0x1FFF_FFFF);
+            let how = if (0xA000_0000..0xC000_0000).contains(&va) || va >= 0xE000_0000 {
+                Caching::Uncached
+            } else {
+                Caching::WriteBack
+            };
+            return Ok((va & 0x1FFF_FFFF, how));
         }
         let vpn = va >> 12;
         let asid = self.asid();
@@ -291,7 +352,15 @@ impl Sh4Model {
         if write && !e.d {
             return self.raise(expevt::INITIAL_PAGE_WRITE, va);
         }
-        Ok((e.ppn << 12) | (va & 0xFFF))
+        Ok(((e.ppn << 12) | (va & 0xFFF), caching_of(&e)))
+    }
+}
+
+fn caching_of(e: &TlbEntry) -> Caching {
+    match (e.c, e.wt) {
+        (false, _) => Caching::Uncached,
+        (true, false) => Caching::WriteBack,
+        (true, true) => Caching::WriteThrough,
     }
 }
 
@@ -409,6 +478,46 @@ impl MmuHw for Sh4Model {
     fn cache_op(&self, op: CacheOp, va: u32, len: u32) {
         self.tick();
         self.log(HwEvent::Cache(op, va, len));
+        let Some(mem) = self.mem.borrow().clone() else { return };
+        let mut guard = self.cache.borrow_mut();
+        let Some(cache) = guard.as_mut() else { return };
+        let (wb, inv) = match op {
+            CacheOp::Purge => (true, true),
+            CacheOp::Writeback => (true, false),
+            CacheOp::Invalidate => (false, true),
+        };
+        let mut a = va & !(super::cache::LINE - 1);
+        while a < va.saturating_add(len) {
+            if let Some((pa, how)) = self.probe(a) {
+                if how != Caching::Uncached {
+                    cache.line_op(a, pa, wb, inv, &mem);
+                }
+            }
+            a += super::cache::LINE;
+        }
+    }
+    unsafe fn copy_page(&self, dst: u32, src: u32) {
+        self.tick();
+        let Some(mem) = self.mem.borrow().clone() else { return };
+        for k in (0..4096).step_by(4) {
+            let (Some((sp, sh)), Some((dp, dh))) = (self.probe(src + k), self.probe(dst + k)) else {
+                self.bad_sizes.set(self.bad_sizes.get() + 1);
+                return;
+            };
+            let v = self.load_u32(src + k, sp, sh, &mem);
+            self.store_u32(dst + k, dp, v, dh, &mem);
+        }
+    }
+    unsafe fn clear_page(&self, dst: u32) {
+        self.tick();
+        let Some(mem) = self.mem.borrow().clone() else { return };
+        for k in (0..4096).step_by(4) {
+            let Some((dp, dh)) = self.probe(dst + k) else {
+                self.bad_sizes.set(self.bad_sizes.get() + 1);
+                return;
+            };
+            self.store_u32(dst + k, dp, 0, dh, &mem);
+        }
     }
     fn irq_save(&self) -> u32 {
         self.tick();

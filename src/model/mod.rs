@@ -12,13 +12,17 @@
 //!   fast path with BL=1 → slow path ([`crate::fault::handle_tlb_exception`])
 //!   → retry, and checks that every translation the TLB produced agrees with
 //!   the page tables (a stale entry is reported, not silently used).
+//! * [`OpCache`] (attached with [`Sh4Model::attach_memory`]) models the
+//!   virtually indexed operand cache, so that aliasing bugs become visible.
 
 extern crate std;
 
+mod cache;
 mod machine;
 mod mem;
 mod mmu;
 
+pub use cache::{Caching, OpCache};
 pub use machine::{Machine, MachineError};
 pub use mem::{FrameArena, PhysMemory};
 pub use mmu::{HwEvent, Sh4Model, TlbEntry};
