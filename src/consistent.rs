@@ -29,9 +29,14 @@ impl<H: MmuHw, M: PhysAccess, A: FrameAllocator> MemoryManager<H, M, A> {
     pub fn dma_alloc_coherent(&mut self, size: usize) -> MmResult<DmaBuffer> {
         let pages = pages_for(size)?;
         let first = self.alloc.alloc(pages).ok_or(MmError::OutOfFrames)?;
+        if let Err(e) = self.memtypes.reserve(first.pfn(), pages, CacheAttr::Uncached) {
+            self.alloc.free(first, pages);
+            return Err(e);
+        }
         let area = match self.consistent.alloc(pages, (first, pages)) {
             Ok(a) => a,
             Err(e) => {
+                let _ = self.memtypes.release(first.pfn(), pages, CacheAttr::Uncached);
                 self.alloc.free(first, pages);
                 return Err(e);
             }
@@ -52,6 +57,7 @@ impl<H: MmuHw, M: PhysAccess, A: FrameAllocator> MemoryManager<H, M, A> {
             first.offset(i).unwrap_or(first)
         }) {
             let _ = self.consistent.free(area.start);
+            let _ = self.memtypes.release(first.pfn(), pages, CacheAttr::Uncached);
             self.alloc.free(first, pages);
             return Err(e);
         }
@@ -68,6 +74,7 @@ impl<H: MmuHw, M: PhysAccess, A: FrameAllocator> MemoryManager<H, M, A> {
         let (area, &(first, pages)) = self.consistent.get(key).ok_or(MmError::BadHandle)?;
         self.unmap_kernel(page_of(area.start), area.pages, |_, _| {});
         self.consistent.free(key)?;
+        let _ = self.memtypes.release(first.pfn(), pages, CacheAttr::Uncached);
         self.alloc.free(first, pages);
         Ok(())
     }

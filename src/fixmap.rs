@@ -41,8 +41,24 @@ impl<H: MmuHw, M: PhysAccess, A: FrameAllocator> MemoryManager<H, M, A> {
     }
 
     /// Maps `frame` at fixmap slot `slot` and preloads the TLB entry.
-    /// `slot` must be claimed (or a kmap_coherent slot) and not mapped.
+    /// `slot` must be claimed (or a kmap_coherent slot) and not mapped. The
+    /// frame's memtype is checked against its live mappings.
     pub fn fixmap_map(&mut self, slot: u32, frame: Frame, prot: Prot, attr: CacheAttr) -> MmResult<VirtAddr> {
+        self.memtypes.reserve(frame.pfn(), 1, attr)?;
+        let r = self.fixmap_map_inner(slot, frame, prot, attr, PteFlags::empty());
+        if r.is_err() {
+            let _ = self.memtypes.release(frame.pfn(), 1, attr);
+        }
+        r
+    }
+
+    /// [`Self::fixmap_map`] without the memtype check (the range was reserved
+    /// as a whole, e.g. by an io-mapping). The PTE is marked SPECIAL.
+    pub(crate) fn fixmap_map_unchecked(&mut self, slot: u32, frame: Frame, prot: Prot, attr: CacheAttr) -> MmResult<VirtAddr> {
+        self.fixmap_map_inner(slot, frame, prot, attr, PteFlags::SPECIAL)
+    }
+
+    fn fixmap_map_inner(&mut self, slot: u32, frame: Frame, prot: Prot, attr: CacheAttr, extra: PteFlags) -> MmResult<VirtAddr> {
         if slot >= FIXMAP_SLOTS || (slot >= KMAP_COHERENT_SLOTS && !self.fixmap_used.get(slot)) {
             return Err(MmError::BadHandle);
         }
@@ -51,7 +67,7 @@ impl<H: MmuHw, M: PhysAccess, A: FrameAllocator> MemoryManager<H, M, A> {
             return Err(MmError::AlreadyMapped(va));
         }
         let page = Page::containing(va);
-        self.map_kernel(page, 1, prot, attr, PteFlags::empty(), |_| frame)?;
+        self.map_kernel(page, 1, prot, attr, extra, |_| frame)?;
         if let Some(pte) = self.kernel_table().get(va) {
             let _irq = IrqGuard::new(&self.hw);
             tlb::load(&self.hw, page, pte);
@@ -67,6 +83,7 @@ impl<H: MmuHw, M: PhysAccess, A: FrameAllocator> MemoryManager<H, M, A> {
         let va = fix_to_virt(slot);
         let pte = self.fixmap_pte(slot).ok_or(MmError::NotMapped(va))?;
         self.unmap_kernel(Page::containing(va), 1, |_, _| {});
+        Self::release_pte(&mut self.memtypes, pte);
         Ok(pte.frame())
     }
 }

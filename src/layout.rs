@@ -76,6 +76,16 @@ pub const fn fix_to_virt(idx: u32) -> VirtAddr {
     VirtAddr::new(FIXADDR_TOP - (idx + 1) * 4096)
 }
 
+/// The fixmap slot of address `va`, if it is in the fixmap window.
+pub const fn virt_to_fix(va: VirtAddr) -> Option<u32> {
+    let a = va.as_u32();
+    if a >= FIXMAP_START && a < FIXADDR_TOP {
+        Some((FIXADDR_TOP - (a & !0xFFF)) / 4096 - 1)
+    } else {
+        None
+    }
+}
+
 /// The kmap_coherent slot for cache colour `colour` (0..4) and `bank` (0..2):
 /// a slot whose address has that colour.
 pub const fn kmap_coherent_slot(colour: u32, bank: u32) -> u32 {

@@ -32,6 +32,7 @@ pub mod frame;
 pub mod hw;
 pub mod layout;
 pub mod manager;
+pub mod memtype;
 pub mod mm;
 pub mod mutation;
 pub mod pgtable;

@@ -9,6 +9,7 @@ use crate::error::{MmError, MmResult};
 use crate::frame::{FrameAllocator, PhysAccess};
 use crate::hw::{self, IrqGuard, MmuHw};
 use crate::layout::{CONSISTENT_END, CONSISTENT_START, FIXMAP_SLOTS, VMALLOC_END, VMALLOC_START};
+use crate::memtype::MemTypes;
 use crate::mm::{MmData, MmId, MmSlot, TaskMm, INIT_MM};
 use crate::mutation::{self, Mutation};
 use crate::pgtable::{PageTable, KERNEL_PGDS, USER_PGDS};
@@ -36,6 +37,7 @@ pub struct MemoryManager<H: MmuHw, M: PhysAccess, A: FrameAllocator> {
     pub(crate) vmalloc: RangeAllocator<AreaKind>,
     pub(crate) consistent: RangeAllocator<(Frame, u32)>,
     pub(crate) fixmap_used: Bits<{ (FIXMAP_SLOTS / 32) as usize }>,
+    pub(crate) memtypes: MemTypes,
 }
 
 impl<H: MmuHw, M: PhysAccess, A: FrameAllocator> MemoryManager<H, M, A> {
@@ -59,6 +61,7 @@ impl<H: MmuHw, M: PhysAccess, A: FrameAllocator> MemoryManager<H, M, A> {
             vmalloc: RangeAllocator::new(VMALLOC_START >> 12, VMALLOC_END >> 12, 1),
             consistent: RangeAllocator::new(CONSISTENT_START >> 12, CONSISTENT_END >> 12, 1),
             fixmap_used: Bits::new(),
+            memtypes: MemTypes::new(),
         };
         mm.hw.set_ttb(swapper.start().to_p1().as_u32());
         mm.hw.set_pteh(0);
@@ -204,7 +207,12 @@ impl<H: MmuHw, M: PhysAccess, A: FrameAllocator> MemoryManager<H, M, A> {
             return Ok(());
         }
         let pgd = d.pgd;
-        PageTable::new(&self.mem, pgd).free_tables(&mut self.alloc, USER_PGDS, on_user_page);
+        let mut on_user_page = on_user_page;
+        let memtypes = &mut self.memtypes;
+        PageTable::new(&self.mem, pgd).free_tables(&mut self.alloc, USER_PGDS, |pg, pte| {
+            Self::release_pte(memtypes, pte);
+            on_user_page(pg, pte)
+        });
         self.retire_context(id)?;
         self.mm_drop(id)
     }
@@ -354,12 +362,44 @@ impl<H: MmuHw, M: PhysAccess, A: FrameAllocator> MemoryManager<H, M, A> {
         Self::user_range(start, count)?;
         first.offset(count - 1).ok_or(MmError::Overflow)?;
         let pgd = self.data(mm)?.pgd;
+        self.reserve_frames(first, count, attr)?;
         // Clean (D=0): the first write takes the initial-page-write path,
         // which is how the OS learns a page is dirty.
-        PageTable::new(&self.mem, pgd).map(&mut self.alloc, start, count, |i| {
+        let r = PageTable::new(&self.mem, pgd).map(&mut self.alloc, start, count, |i| {
             let f = first.offset(i).unwrap_or(first);
             Pte::new(f, prot, attr, PteFlags::ACCESSED)
-        })
+        });
+        if r.is_err() {
+            self.release_frames(first, count, attr);
+        }
+        r
+    }
+
+    /// One memtype entry per frame (so that pages can be released one by
+    /// one); all or nothing.
+    pub(crate) fn reserve_frames(&mut self, first: Frame, count: u32, attr: CacheAttr) -> MmResult<()> {
+        for i in 0..count {
+            let pfn = first.pfn() + i;
+            if let Err(e) = self.memtypes.reserve(pfn, 1, attr) {
+                self.release_frames(first, i, attr);
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+
+    pub(crate) fn release_frames(&mut self, first: Frame, count: u32, attr: CacheAttr) {
+        for i in 0..count {
+            let _ = self.memtypes.release(first.pfn() + i, 1, attr);
+        }
+    }
+
+    /// Releases the memtype entry of a PTE that is going away (I/O and
+    /// io-mapping PTEs, marked SPECIAL, are accounted by their area).
+    pub(crate) fn release_pte(memtypes: &mut MemTypes, pte: Pte) {
+        if !pte.flags().contains(PteFlags::SPECIAL) {
+            let _ = memtypes.release(pte.frame().pfn(), 1, pte.cache_attr());
+        }
     }
 
     fn user_flush(&self, mm: MmId, start: Page, count: u32) -> MmResult<TlbFlush> {
@@ -382,7 +422,12 @@ impl<H: MmuHw, M: PhysAccess, A: FrameAllocator> MemoryManager<H, M, A> {
     ) -> MmResult<u32> {
         Self::user_range(start, count)?;
         let pgd = self.data(mm)?.pgd;
-        let n = PageTable::new(&self.mem, pgd).unmap(start, count, on_unmap);
+        let mut on_unmap = on_unmap;
+        let memtypes = &mut self.memtypes;
+        let n = PageTable::new(&self.mem, pgd).unmap(start, count, |pg, pte| {
+            Self::release_pte(memtypes, pte);
+            on_unmap(pg, pte)
+        });
         self.user_flush(mm, start, count)?.flush(&self.hw);
         Ok(n)
     }

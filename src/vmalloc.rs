@@ -66,6 +66,14 @@ impl<H: MmuHw, M: PhysAccess, A: FrameAllocator> MemoryManager<H, M, A> {
                 }
             }
         }
+        let mut reserved = 0;
+        for &f in &frames {
+            if result.is_err() {
+                break;
+            }
+            result = self.memtypes.reserve(f.pfn(), 1, CacheAttr::WriteBack);
+            reserved += result.is_ok() as usize;
+        }
         if result.is_ok() {
             result = self.map_kernel(start, pages, Prot::KernelRw, CacheAttr::WriteBack, PteFlags::empty(), |i| {
                 frames[i as usize]
@@ -74,6 +82,9 @@ impl<H: MmuHw, M: PhysAccess, A: FrameAllocator> MemoryManager<H, M, A> {
         match result {
             Ok(()) => Ok(start.start()),
             Err(e) => {
+                for &f in &frames[..reserved] {
+                    let _ = self.memtypes.release(f.pfn(), 1, CacheAttr::WriteBack);
+                }
                 for f in frames {
                     self.alloc.free(f, 1);
                 }
@@ -98,7 +109,14 @@ impl<H: MmuHw, M: PhysAccess, A: FrameAllocator> MemoryManager<H, M, A> {
         let pages = pages_for(size)?;
         let first = Frame::containing(phys);
         first.offset(pages - 1).ok_or(MmError::Overflow)?;
-        let area = self.vmalloc.alloc(pages, AreaKind::Ioremap { phys, attr })?;
+        self.memtypes.reserve(first.pfn(), pages, attr)?;
+        let area = match self.vmalloc.alloc(pages, AreaKind::Ioremap { phys, attr }) {
+            Ok(a) => a,
+            Err(e) => {
+                let _ = self.memtypes.release(first.pfn(), pages, attr);
+                return Err(e);
+            }
+        };
         let start = page_of(area.start);
         match self.map_kernel(start, pages, Prot::KernelRw, attr, PteFlags::SPECIAL, |i| {
             first.offset(i).unwrap_or(first)
@@ -106,6 +124,7 @@ impl<H: MmuHw, M: PhysAccess, A: FrameAllocator> MemoryManager<H, M, A> {
             Ok(()) => Ok(start.start()),
             Err(e) => {
                 let _ = self.vmalloc.free(area.start);
+                let _ = self.memtypes.release(first.pfn(), pages, attr);
                 Err(e)
             }
         }
@@ -121,9 +140,12 @@ impl<H: MmuHw, M: PhysAccess, A: FrameAllocator> MemoryManager<H, M, A> {
             return Err(MmError::Unaligned);
         }
         let key = va.as_u32() >> 12;
-        let (area, kind) = self.vmalloc.get(key).ok_or(MmError::BadHandle)?;
-        if vmalloc != (*kind == AreaKind::Vmalloc) {
+        let (area, &kind) = self.vmalloc.get(key).ok_or(MmError::BadHandle)?;
+        if vmalloc != (kind == AreaKind::Vmalloc) {
             return Err(MmError::BadHandle);
+        }
+        if let AreaKind::Ioremap { phys, attr } = kind {
+            let _ = self.memtypes.release(Frame::containing(phys).pfn(), area.pages, attr);
         }
         let mut owned: Vec<Frame> = Vec::new();
         self.unmap_kernel(page_of(area.start), area.pages, |_, pte| {
@@ -132,6 +154,7 @@ impl<H: MmuHw, M: PhysAccess, A: FrameAllocator> MemoryManager<H, M, A> {
             }
         });
         for f in owned {
+            let _ = self.memtypes.release(f.pfn(), 1, CacheAttr::WriteBack);
             self.alloc.free(f, 1);
         }
         self.vmalloc.free(key).map(|_| ())

@@ -11,7 +11,7 @@ struct State {
     swapper: Vec<u32>,
     user: Vec<u32>,
     live: u32,
-    areas: (usize, usize, usize),
+    areas: (usize, usize, usize, usize),
 }
 
 fn state(mm: &Mm<'_>, user: MmId) -> State {
@@ -19,7 +19,7 @@ fn state(mm: &Mm<'_>, user: MmId) -> State {
         swapper: snapshot(mm.mem(), mm.swapper_pg_dir()),
         user: snapshot(mm.mem(), mm.pgd(user).unwrap()),
         live: mm.allocator().live(),
-        areas: (mm.vm_areas(), mm.dma_buffers(), mm.live_mms()),
+        areas: (mm.vm_areas(), mm.dma_buffers(), mm.live_mms(), mm.memtypes().len()),
     }
 }
 

@@ -30,7 +30,51 @@ pub static TESTS: &[(&str, TestFn)] = &[
     ("fixmap_unmap_remap_never_multi_hits", fixmap_unmap_remap),
     ("user_mode_asids_and_faults", user_mode),
     ("initial_page_write_sets_dirty", initial_page_write),
+    ("kmap_coherent_copy_user_page", kmap_coherent_copy),
 ];
+
+/// copy_user_page / clear_user_page on the CPU: the slots used have the user
+/// address's colour, the data arrives, the slots' TLB entries are gone
+/// afterwards and SR.IMASK is as before. (QEMU has no cache, so the colour
+/// argument itself is proven on the host model.)
+fn kmap_coherent_copy() -> Result<(), String> {
+    with_mm(|mm| {
+        let e = |e: MmError| alloc::format!("{e}");
+        let (src, dst, zero) = (filled_frame(mm, 0x5EED)?, filled_frame(mm, 0)?, filled_frame(mm, 0xFFFF)?);
+        // SAFETY: reads SR.
+        let sr0 = unsafe { sh4mm_get_sr() };
+        for colour in 0..4u32 {
+            let uva = VirtAddr::new(0x0040_0000 + colour * 4096);
+            for bank in 0..2 {
+                let slot = mm.kmap_coherent_slot_for(uva, bank);
+                check_eq!(layout::fix_to_virt(slot).colour(), colour, "slot colour for bank {bank}");
+            }
+            mm.copy_user_page(dst, src, uva).map_err(e)?;
+            mm.clear_user_page(zero, uva).map_err(e)?;
+            for bank in 0..2 {
+                let va = layout::fix_to_virt(mm.kmap_coherent_slot_for(uva, bank));
+                check_eq!(utlb_entries_for(va.as_u32() >> 10), 0, "slot {va} flushed after use");
+            }
+        }
+        for off in [0u32, 0x400, 0xFFC] {
+            // SAFETY: P2 views of our frames.
+            let (d, z) = unsafe {
+                (
+                    ((dst.start().to_p2().as_u32() + off) as *const u32).read_volatile(),
+                    ((zero.start().to_p2().as_u32() + off) as *const u32).read_volatile(),
+                )
+            };
+            check_eq!((d, z), (0x5EED, 0), "copied / cleared at {off:#x}");
+        }
+        // SAFETY: reads SR.
+        check_eq!(unsafe { sh4mm_get_sr() } & 0xF0, sr0 & 0xF0, "IMASK restored");
+        check!(mm.memtypes().lookup(src.pfn()).is_none(), "kmap slots left no memtype record");
+        for f in [src, dst, zero] {
+            mm.allocator_mut().free(f, 1);
+        }
+        Ok(())
+    })
+}
 
 extern "C" {
     fn sh4mm_user_call(entry: u32, user_sp: u32, arg: u32) -> u32;
