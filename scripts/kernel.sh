@@ -16,17 +16,8 @@ fail() { printf 'kernel: FAILED: %s\n' "$*" >&2; exit 1; }
 [ -x "$GCC_PREFIX/bin/sh4-linux-gnu-gcc" ] || fail "sh4 GCC missing ($GCC_PREFIX): run scripts/bootstrap.sh"
 
 build() {
-    cd "$ROOT"
-    # -m4-nofpu is the libgccjit's configured default; soft-imask makes every
-    # atomic read-modify-write an interrupt-masked sequence (no CAS on SH-4).
-    # -mno-usermode: privileged code (soft-imask needs it). The cfg names the
-    # libgccjit recipe so that a new libgccjit rebuilds everything.
-    RUSTFLAGS="-Zcodegen-backend=$CG_BACKEND -Clinker=$ROOT/scripts/sh4-ld -Cllvm-args=-mno-usermode -Cllvm-args=-matomic-model=soft-imask,strict -Cpanic=abort --cfg sh4mm_gcc_r$GCC_RECIPE" \
-    SH4_CC="$GCC_PREFIX/bin/sh4-linux-gnu-gcc" \
-    RUSTUP_TOOLCHAIN="$RUST_TOOLCHAIN" \
-        cargo build --release --target sh4-unknown-none.json -Zjson-target-spec \
-            -Zbuild-std=core,alloc,compiler_builtins -Zbuild-std-features=compiler-builtins-mem \
-            --features kernel --bin sh4-mm-kernel "$@" >&2 || fail "cargo build of the kernel failed"
+    bash "$ROOT/scripts/sh4-cargo" build --release --features kernel --bin sh4-mm-kernel "$@" >&2 \
+        || fail "cargo build of the kernel failed"
     local elf="$ROOT/target/sh4-unknown-none/release/sh4-mm-kernel"
     rm -f "$elf.bin"
     sh4-linux-gnu-objcopy -O binary "$elf" "$elf.bin" || fail "objcopy failed"

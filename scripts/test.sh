@@ -21,14 +21,18 @@ hp=$(awk '/^test result:/ { for (i = 1; i <= NF; i++) if ($i ~ /^passed/) s += $
 hf=$(awk '/^test result:/ { for (i = 1; i <= NF; i++) if ($i ~ /^failed/) s += $(i-1) } END { print s + 0 }' "$log/host.txt")
 [ "$host_rc" = 0 ] || hf=$(( ${hf:-0} > 0 ? hf : 1 ))
 
-echo "== target: sh4 kernel under QEMU r2d"
-SH4MM_LOG="$log/target.txt" bash scripts/kernel.sh test
-target_rc=$?
-tp=$(sed -n 's/^target: \([0-9]*\) passed, [0-9]* failed/\1/p' "$log/target.txt" 2>/dev/null | tail -n 1)
-tf=$(sed -n 's/^target: [0-9]* passed, \([0-9]*\) failed/\1/p' "$log/target.txt" 2>/dev/null | tail -n 1)
-tp=${tp:-0}
-tf=${tf:-0}
-[ "$target_rc" = 0 ] || tf=$(( tf > 0 ? tf : 1 ))
+# Target suites: the Rust demo kernel, then the C kernel using the C ABI.
+tp=0; tf=0; target_rc=0
+for suite in kernel capi; do
+    echo "== target: $suite under QEMU r2d"
+    SH4MM_LOG="$log/$suite.txt" bash "scripts/$suite.sh" test
+    rc=$?
+    p=$(sed -n 's/^target: \([0-9]*\) passed, [0-9]* failed/\1/p' "$log/$suite.txt" 2>/dev/null | tail -n 1)
+    f=$(sed -n 's/^target: [0-9]* passed, \([0-9]*\) failed/\1/p' "$log/$suite.txt" 2>/dev/null | tail -n 1)
+    p=${p:-0}; f=${f:-0}
+    if [ "$rc" != 0 ]; then f=$(( f > 0 ? f : 1 )); target_rc=$rc; fi
+    tp=$((tp + p)); tf=$((tf + f))
+done
 
 # The runner must catch every way a kernel can go wrong: same image, a
 # command line that makes it fail on purpose, and the exit code we expect.

@@ -198,9 +198,15 @@ impl<H: MmuHw, M: PhysAccess, A: FrameAllocator> MemoryManager<H, M, A> {
         if id == INIT_MM {
             return Err(MmError::BadHandle);
         }
+        let active = self.active;
         let d = self.data_mut(id)?;
         if d.users == 0 {
             return Err(MmError::BadHandle);
+        }
+        if d.users == 1 && d.count == 1 && id == active {
+            // The last reference would go while TTB still points at it:
+            // refuse before tearing anything down.
+            return Err(MmError::Busy);
         }
         d.users -= 1;
         if d.users > 0 {

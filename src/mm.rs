@@ -19,6 +19,18 @@ pub struct MmId {
     pub(crate) gen: u32,
 }
 
+impl MmId {
+    /// The handle as one integer (for C callers): generation << 32 | index.
+    pub const fn to_raw(self) -> u64 {
+        ((self.gen as u64) << 32) | self.index as u64
+    }
+    /// A handle from [`MmId::to_raw`]; a forged or stale value is rejected
+    /// later by every operation with [`crate::MmError::BadHandle`].
+    pub const fn from_raw(raw: u64) -> Self {
+        MmId { index: raw as u32, gen: (raw >> 32) as u32 }
+    }
+}
+
 /// The kernel's own address space, whose first-level table is
 /// `swapper_pg_dir`. It is never freed.
 pub const INIT_MM: MmId = MmId { index: 0, gen: 0 };

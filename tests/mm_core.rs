@@ -236,6 +236,24 @@ fn kernel_and_user_faults_are_reported_not_hung() {
 }
 
 #[test]
+fn destroying_the_active_mm_is_refused_without_side_effects() {
+    let sys = Sys::new();
+    let mut mm = sys.manager();
+    let p = mm.mm_create().unwrap();
+    let f = data_frame(&mut mm, 9);
+    let pg = Page::containing(VirtAddr::new(0x0040_0000));
+    mm.map_user(p, pg, f, 1, Prot::UserRw, CacheAttr::WriteBack).unwrap();
+    mm.switch_mm(p).unwrap();
+    let live = mm.allocator().live();
+    assert_eq!(mm.mm_put(p, |_, _| panic!("nothing may be torn down")), Err(MmError::Busy));
+    assert_eq!(mm.refcounts(p).unwrap(), (1, 1));
+    assert_eq!(mm.allocator().live(), live);
+    assert!(mm.translate(p, pg.start()).is_ok(), "still mapped");
+    mm.switch_mm(INIT_MM).unwrap();
+    mm.mm_put(p, |_, _| {}).unwrap();
+}
+
+#[test]
 fn model_detects_a_multiple_hit() {
     // The detector itself can fire: two entries for one VPN.
     let sys = Sys::new();
