@@ -247,6 +247,15 @@ sh4mm_user_return:
 	rts
 	mov	r4, r0
 
+	/* A user program that writes: ++*(u32 *)r4, then TRAPA #1 (r0 = new value). */
+	.global	sh4mm_user_prog_inc
+	.balign	4
+sh4mm_user_prog_inc:
+	mov.l	@r4, r0
+	add	#1, r0
+	mov.l	r0, @r4
+	trapa	#1
+
 	/* The user program: r0 = *(u32 *)r4, then TRAPA #1 (return r0). */
 	.global	sh4mm_user_prog
 	.global	sh4mm_user_prog_end

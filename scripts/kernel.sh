@@ -4,6 +4,7 @@
 #   scripts/kernel.sh build        # -> target/sh4-unknown-none/release/sh4-mm-kernel{,.bin}
 #   scripts/kernel.sh run          # build, boot, show the console; exit code from the kernel
 #   scripts/kernel.sh test         # same as run, but "ran no test"/timeouts are failures
+#   scripts/kernel.sh example      # build and boot examples/tiny_os
 #
 # Needs the toolchain from scripts/bootstrap.sh (checked here).
 set -euo pipefail
@@ -29,8 +30,20 @@ build() {
     echo "$elf.bin"
 }
 
+example() {
+    bash "$ROOT/scripts/sh4-cargo" build --release --features kernel --example tiny_os >&2 \
+        || fail "cargo build of examples/tiny_os failed"
+    local elf="$ROOT/target/sh4-unknown-none/release/examples/tiny_os"
+    sh4-linux-gnu-objcopy -O binary "$elf" "$elf.bin" || fail "objcopy failed"
+    echo "$elf.bin"
+}
+
 case "${1:-run}" in
     build) build ;;
+    example)
+        build > /dev/null
+        bin=$(example) || exit 1
+        exec bash "$ROOT/scripts/qemu-run.sh" "$bin" ;;
     run|test)
         bin=$(build) || exit 1
         exec bash "$ROOT/scripts/qemu-run.sh" "$bin" ;;

@@ -21,14 +21,16 @@ hp=$(awk '/^test result:/ { for (i = 1; i <= NF; i++) if ($i ~ /^passed/) s += $
 hf=$(awk '/^test result:/ { for (i = 1; i <= NF; i++) if ($i ~ /^failed/) s += $(i-1) } END { print s + 0 }' "$log/host.txt")
 [ "$host_rc" = 0 ] || hf=$(( ${hf:-0} > 0 ? hf : 1 ))
 
-# Target suites: the Rust demo kernel, then the C kernel using the C ABI.
+# Target suites: the Rust demo kernel's tests, the C kernel on the C ABI,
+# and the example OS (examples/tiny_os).
 tp=0; tf=0; target_rc=0
-for suite in kernel capi; do
-    echo "== target: $suite under QEMU r2d"
-    SH4MM_LOG="$log/$suite.txt" bash "scripts/$suite.sh" test
+for suite in "kernel test" "capi test" "kernel example"; do
+    set -- $suite
+    echo "== target: $1 $2 under QEMU r2d"
+    SH4MM_LOG="$log/$1-$2.txt" bash "scripts/$1.sh" "$2"
     rc=$?
-    p=$(sed -n 's/^target: \([0-9]*\) passed, [0-9]* failed/\1/p' "$log/$suite.txt" 2>/dev/null | tail -n 1)
-    f=$(sed -n 's/^target: [0-9]* passed, \([0-9]*\) failed/\1/p' "$log/$suite.txt" 2>/dev/null | tail -n 1)
+    p=$(sed -n 's/^target: \([0-9]*\) passed, [0-9]* failed/\1/p' "$log/$1-$2.txt" 2>/dev/null | tail -n 1)
+    f=$(sed -n 's/^target: [0-9]* passed, \([0-9]*\) failed/\1/p' "$log/$1-$2.txt" 2>/dev/null | tail -n 1)
     p=${p:-0}; f=${f:-0}
     if [ "$rc" != 0 ]; then f=$(( f > 0 ? f : 1 )); target_rc=$rc; fi
     tp=$((tp + p)); tf=$((tf + f))

@@ -37,6 +37,10 @@ pub fn set_fault_context(ctx: FaultContext) {
 /// `sh4mm_user_call` result when the user program was killed by a fault
 /// (or'ed with EXPEVT).
 pub const USER_KILLED: u32 = 0xFFFF_0000;
+/// The OS's page-fault hook for user addresses: returns `true` if it fixed
+/// the fault (the access is retried). Runs in the exception handler: it must
+/// not wait for a lock the interrupted code holds.
+pub static USER_FAULT_HOOK: spin::Mutex<Option<fn(&FaultInfo) -> bool>> = spin::Mutex::new(None);
 /// The fault that killed the last user program.
 pub static USER_FAULT: spin::Mutex<Option<FaultInfo>> = spin::Mutex::new(None);
 
@@ -114,7 +118,12 @@ extern "C" fn sh4mm_exception(kind: u32, frame: *mut Frame, code: u32, tea: u32)
             match fault::handle_tlb_exception(&Sh4Hw, &P1Access, ctx, &exc) {
                 FaultOutcome::Retry => return,
                 FaultOutcome::User(info) | FaultOutcome::Oops(info) if from_user => {
-                    // The OS's part: this demo kills the user program.
+                    // The OS's part: its page-fault hook (copy-on-write,
+                    // demand paging) may fix it; otherwise the program dies.
+                    let hook = USER_FAULT_HOOK.try_lock().and_then(|g| *g);
+                    if hook.is_some_and(|h| h(&info)) {
+                        return;
+                    }
                     *USER_FAULT.lock() = Some(info);
                     // SAFETY: as above.
                     unsafe { sh4mm_user_return(USER_KILLED | code) };

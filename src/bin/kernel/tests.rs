@@ -625,7 +625,7 @@ fn borrowed_mm_consistent_mapping() -> Result<(), String> {
         mm.allocator_mut().free(kstack, 2);
         mm.dma_free_coherent(buf.va).map_err(e)?;
         // boot (a kernel thread) holds a borrow of p now: give it back.
-        boot.active_mm = None;
+        drop(boot);
         mm.mm_drop(p).map_err(e)?;
         mm.mm_put(p, |_, _| {}).map_err(e)?;
         check!(mm.pgd(p).is_err(), "p freed");
