@@ -14,6 +14,9 @@ bash scripts/bootstrap.sh || { echo "test: FAILED: toolchain bootstrap"; exit 1;
 echo "== host: clippy"
 cargo clippy --all-targets -- -D warnings || { echo "test: FAILED: clippy"; exit 1; }
 
+echo "== host: cargo doc (every public item documented, no broken links)"
+RUSTDOCFLAGS=-Dwarnings cargo doc --no-deps -q || { echo "test: FAILED: cargo doc"; exit 1; }
+
 echo "== host: cargo test"
 cargo test --all-targets 2>&1 | tee "$log/host.txt"
 host_rc=${PIPESTATUS[0]}

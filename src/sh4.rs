@@ -1,4 +1,4 @@
-//! The real SH-4: [`MmuHw`] on the hardware registers.
+//! The real SH-4: [`crate::MmuHw`] on the hardware registers.
 //!
 //! Registers are accessed with volatile loads and stores of their documented
 //! width. What needs an instruction Rust cannot emit here (`ldtlb`, SR
@@ -6,10 +6,10 @@
 //! small assembly helper in `boot/mmu.S`. Only built for the bare-metal
 //! target (`target_os = "none"`).
 
-#[cfg(target_os = "none")]
+#[cfg(any(target_os = "none", doc))]
 pub use imp::Sh4Hw;
 
-#[cfg(target_os = "none")]
+#[cfg(any(target_os = "none", doc))]
 mod imp {
     use crate::hw::{self, CacheOp, MmuHw};
     use volatile::VolatilePtr;
