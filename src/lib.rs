@@ -29,6 +29,7 @@ pub mod error;
 pub mod fault;
 pub mod fixmap;
 pub mod frame;
+pub mod heap;
 pub mod hw;
 pub mod layout;
 pub mod manager;

@@ -10,10 +10,9 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![allow(clippy::missing_safety_doc)]
 
-use core::alloc::{GlobalAlloc, Layout};
-use linked_list_allocator::Heap;
 use sh4_mm::fault::{self, Exception, FaultContext, FaultOutcome};
 use sh4_mm::frame::{FrameAllocator, P1Access};
+use sh4_mm::heap::KernelHeap;
 use sh4_mm::sh4::Sh4Hw;
 use sh4_mm::*;
 use spin::Mutex;
@@ -120,22 +119,8 @@ type Manager = MemoryManager<Sh4Hw, P1Access, OsFrames>;
 static MM: Mutex<Option<Manager>> = Mutex::new(None);
 static FAULT_CTX: Mutex<Option<FaultContext>> = Mutex::new(None);
 
-struct LibHeap(Mutex<Heap>);
-// SAFETY: all access goes through the mutex; `Heap` hands out disjoint blocks.
-unsafe impl GlobalAlloc for LibHeap {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        self.0.lock().allocate_first_fit(layout).map_or(core::ptr::null_mut(), |p| p.as_ptr())
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        if let Some(p) = core::ptr::NonNull::new(ptr) {
-            // SAFETY: `ptr` came from `alloc` with this layout.
-            unsafe { self.0.lock().deallocate(p, layout) }
-        }
-    }
-}
-
 #[global_allocator]
-static HEAP: LibHeap = LibHeap(Mutex::new(Heap::empty()));
+static HEAP: KernelHeap = KernelHeap::empty();
 
 #[panic_handler]
 fn panic(_: &core::panic::PanicInfo) -> ! {
@@ -201,7 +186,7 @@ pub unsafe extern "C" fn sh4mm_init(os: *const Sh4mmOs, heap: *mut u8, heap_size
         return Sh4mmError::Busy as i32;
     }
     // SAFETY: the caller hands over `heap_size` bytes at `heap`; init runs once.
-    unsafe { HEAP.0.lock().init(heap, heap_size as usize) };
+    unsafe { HEAP.init(heap, heap_size as usize) };
     match MemoryManager::new(Sh4Hw, P1Access, OsFrames { alloc, free }) {
         Ok(mm) => {
             *FAULT_CTX.lock() = Some(mm.fault_context());
