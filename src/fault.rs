@@ -11,7 +11,7 @@ use crate::hw::{expevt, IrqGuard, MmuHw};
 use crate::layout::{Window, P3_END, P3_START};
 use crate::mutation::{self, Mutation};
 use crate::pgtable::PageTable;
-use crate::pte::{PteFlags, Pte};
+use crate::pte::PteFlags;
 use crate::tlb;
 use crate::addr::{Frame, PhysAddr};
 
@@ -186,9 +186,4 @@ pub fn handle_tlb_exception<H: MmuHw + ?Sized, M: PhysAccess + ?Sized>(
     tlb::flush_page(hw, page, tlb::current_asid(hw));
     tlb::load(hw, page, new);
     FaultOutcome::Retry
-}
-
-/// Convenience for tests and docs: the kernel's own PTE for `va`.
-pub fn kernel_pte<M: PhysAccess + ?Sized>(mem: &M, ctx: &FaultContext, va: VirtAddr) -> Option<Pte> {
-    PageTable::new(mem, ctx.swapper).get(va)
 }
