@@ -4,10 +4,10 @@
 //! uncached mapping is returned, the frames' cached P1 alias is purged, so no
 //! dirty line can later be written back over what the device wrote.
 
-use crate::addr::{PhysAddr, VirtAddr, PAGE_SIZE};
+use crate::addr::{PhysAddr, VirtAddr};
 use crate::error::{MmError, MmResult};
 use crate::frame::{FrameAllocator, PhysAccess};
-use crate::hw::{CacheOp, MmuHw};
+use crate::hw::MmuHw;
 use crate::manager::MemoryManager;
 use crate::pte::{CacheAttr, Prot, PteFlags};
 use crate::vmalloc::{page_of, pages_for};
@@ -41,17 +41,9 @@ impl<H: MmuHw, M: PhysAccess, A: FrameAllocator> MemoryManager<H, M, A> {
                 return Err(e);
             }
         };
-        // Drop whatever the cached P1 alias still holds (a dirty line written
-        // back later would overwrite what the device wrote), zero through P1,
-        // then push the zeros out and drop those lines too.
-        let p1 = first.start().to_p1().as_u32();
-        self.hw.cache_op(CacheOp::Purge, p1, pages * PAGE_SIZE);
-        for i in 0..pages {
-            if let Some(f) = first.offset(i) {
-                self.mem.zero_frame(f);
-            }
-        }
-        self.hw.cache_op(CacheOp::Purge, p1, pages * PAGE_SIZE);
+        // No dirty line of the cached P1 alias may survive to be written
+        // back over what the device writes.
+        self.zero_frames_purged(first, pages);
         let start = page_of(area.start);
         if let Err(e) = self.map_kernel(start, pages, Prot::KernelRw, CacheAttr::Uncached, PteFlags::empty(), |i| {
             first.offset(i).unwrap_or(first)

@@ -7,7 +7,7 @@ use crate::asid::{AsidAllocator, NO_CONTEXT};
 use crate::bits::Bits;
 use crate::error::{MmError, MmResult};
 use crate::frame::{FrameAllocator, PhysAccess};
-use crate::hw::{self, IrqGuard, MmuHw};
+use crate::hw::{self, CacheOp, IrqGuard, MmuHw};
 use crate::layout::{CONSISTENT_END, CONSISTENT_START, FIXMAP_SLOTS, VMALLOC_END, VMALLOC_START};
 use crate::memtype::MemTypes;
 use crate::mm::{MmData, MmId, MmSlot, TaskMm, INIT_MM};
@@ -368,7 +368,8 @@ impl<H: MmuHw, M: PhysAccess, A: FrameAllocator> MemoryManager<H, M, A> {
         Self::user_range(start, count)?;
         first.offset(count - 1).ok_or(MmError::Overflow)?;
         let pgd = self.data(mm)?.pgd;
-        self.reserve_frames(first, count, attr)?;
+        let frames = (0..count).filter_map(|i| first.offset(i));
+        self.reserve_frames(frames.clone(), attr)?;
         // Clean (D=0): the first write takes the initial-page-write path,
         // which is how the OS learns a page is dirty.
         let r = PageTable::new(&self.mem, pgd).map(&mut self.alloc, start, count, |i| {
@@ -376,28 +377,40 @@ impl<H: MmuHw, M: PhysAccess, A: FrameAllocator> MemoryManager<H, M, A> {
             Pte::new(f, prot, attr, PteFlags::ACCESSED)
         });
         if r.is_err() {
-            self.release_frames(first, count, attr);
+            self.release_frames(frames, attr);
         }
         r
     }
 
     /// One memtype entry per frame (so that pages can be released one by
     /// one); all or nothing.
-    pub(crate) fn reserve_frames(&mut self, first: Frame, count: u32, attr: CacheAttr) -> MmResult<()> {
-        for i in 0..count {
-            let pfn = first.pfn() + i;
-            if let Err(e) = self.memtypes.reserve(pfn, 1, attr) {
-                self.release_frames(first, i, attr);
+    pub(crate) fn reserve_frames(&mut self, frames: impl Iterator<Item = Frame> + Clone, attr: CacheAttr) -> MmResult<()> {
+        for (i, f) in frames.clone().enumerate() {
+            if let Err(e) = self.memtypes.reserve(f.pfn(), 1, attr) {
+                self.release_frames(frames.take(i), attr);
                 return Err(e);
             }
         }
         Ok(())
     }
 
-    pub(crate) fn release_frames(&mut self, first: Frame, count: u32, attr: CacheAttr) {
-        for i in 0..count {
-            let _ = self.memtypes.release(first.pfn() + i, 1, attr);
+    pub(crate) fn release_frames(&mut self, frames: impl Iterator<Item = Frame>, attr: CacheAttr) {
+        for f in frames {
+            let _ = self.memtypes.release(f.pfn(), 1, attr);
         }
+    }
+
+    /// Zeroes `pages` frames from `first` through P1 with no line of their P1
+    /// alias left in the cache: purged before (a stale dirty line written
+    /// back later would undo the zeros) and after (the frames are about to
+    /// be mapped at another colour, or uncached).
+    pub(crate) fn zero_frames_purged(&self, first: Frame, pages: u32) {
+        let p1 = first.start().to_p1().as_u32();
+        self.hw.cache_op(CacheOp::Purge, p1, pages * crate::addr::PAGE_SIZE);
+        for f in (0..pages).filter_map(|i| first.offset(i)) {
+            self.mem.zero_frame(f);
+        }
+        self.hw.cache_op(CacheOp::Purge, p1, pages * crate::addr::PAGE_SIZE);
     }
 
     /// Releases the memtype entry of a PTE that is going away (I/O and

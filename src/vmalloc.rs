@@ -7,7 +7,7 @@
 use crate::addr::{Frame, Page, PhysAddr, VirtAddr, PAGE_SIZE};
 use crate::error::{MmError, MmResult};
 use crate::frame::{FrameAllocator, PhysAccess};
-use crate::hw::{CacheOp, MmuHw};
+use crate::hw::MmuHw;
 use crate::manager::MemoryManager;
 use crate::pte::{CacheAttr, Prot, PteFlags};
 use alloc::vec::Vec;
@@ -52,12 +52,7 @@ impl<H: MmuHw, M: PhysAccess, A: FrameAllocator> MemoryManager<H, M, A> {
         for _ in 0..pages {
             match self.alloc.alloc(1) {
                 Some(f) => {
-                    // Zeroed through P1; the area maps it at another colour,
-                    // so no line of the P1 alias may stay behind.
-                    let p1 = f.start().to_p1().as_u32();
-                    self.hw.cache_op(CacheOp::Purge, p1, PAGE_SIZE);
-                    self.mem.zero_frame(f);
-                    self.hw.cache_op(CacheOp::Purge, p1, PAGE_SIZE);
+                    self.zero_frames_purged(f, 1);
                     frames.push(f);
                 }
                 None => {
@@ -66,14 +61,10 @@ impl<H: MmuHw, M: PhysAccess, A: FrameAllocator> MemoryManager<H, M, A> {
                 }
             }
         }
-        let mut reserved = 0;
-        for &f in &frames {
-            if result.is_err() {
-                break;
-            }
-            result = self.memtypes.reserve(f.pfn(), 1, CacheAttr::WriteBack);
-            reserved += result.is_ok() as usize;
-        }
+        let reserved = result.is_ok() && {
+            result = self.reserve_frames(frames.iter().copied(), CacheAttr::WriteBack);
+            result.is_ok()
+        };
         if result.is_ok() {
             result = self.map_kernel(start, pages, Prot::KernelRw, CacheAttr::WriteBack, PteFlags::empty(), |i| {
                 frames[i as usize]
@@ -82,8 +73,8 @@ impl<H: MmuHw, M: PhysAccess, A: FrameAllocator> MemoryManager<H, M, A> {
         match result {
             Ok(()) => Ok(start.start()),
             Err(e) => {
-                for &f in &frames[..reserved] {
-                    let _ = self.memtypes.release(f.pfn(), 1, CacheAttr::WriteBack);
+                if reserved {
+                    self.release_frames(frames.iter().copied(), CacheAttr::WriteBack);
                 }
                 for f in frames {
                     self.alloc.free(f, 1);
