@@ -14,6 +14,8 @@ use core::fmt;
 
 /// Size of the only page size this crate maps (4 KiB).
 pub const PAGE_SIZE: u32 = 4096;
+/// Frames in the 29-bit physical address space (every frame number is below).
+pub const PHYS_FRAMES: u32 = 1 << (29 - PAGE_SHIFT);
 /// log2 of [`PAGE_SIZE`].
 pub const PAGE_SHIFT: u32 = 12;
 /// Physical addresses are 29 bits wide on the SH-4.
@@ -185,7 +187,7 @@ impl Frame {
     }
     /// The frame with physical frame number `pfn`; `None` if beyond 29 bits.
     pub const fn from_pfn(pfn: u32) -> Option<Self> {
-        if pfn < (1 << (29 - PAGE_SHIFT)) {
+        if pfn < PHYS_FRAMES {
             Some(Frame(PhysAddr(pfn << PAGE_SHIFT)))
         } else {
             None

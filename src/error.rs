@@ -39,6 +39,9 @@ pub enum MmError {
     /// The operation is not allowed in the current state (e.g. destroying the
     /// active mm, or a slot that is in use).
     Busy,
+    /// The address space has no users left (its tasks exited, `mm_put` tore
+    /// its user mappings down); it lives on only while borrowed.
+    Exited,
 }
 
 impl fmt::Display for MmError {
@@ -58,6 +61,7 @@ impl fmt::Display for MmError {
                 "cache attribute conflict at {phys}: requested {requested:?}, live mapping is {existing:?}"
             ),
             MmError::Busy => write!(f, "busy"),
+            MmError::Exited => write!(f, "address space has exited (no users left)"),
         }
     }
 }

@@ -108,10 +108,8 @@ fn vmalloc_fault<M: PhysAccess + ?Sized>(mem: &M, active: Frame, swapper: Frame,
     }
     match reference.pgd_raw(idx) {
         0 => false,
-        raw => {
-            act.set_pgd_raw(idx, raw);
-            true
-        }
+        // idx = VA[31:22] < ENTRIES, so the write cannot be refused.
+        raw => act.set_pgd_raw(idx, raw).is_ok(),
     }
 }
 
@@ -154,8 +152,12 @@ pub fn handle_tlb_exception<H: MmuHw + ?Sized, M: PhysAccess + ?Sized>(
         return fault(exc, FaultKind::Unexpected);
     }
     let Some(active) = active_pgd(hw) else { return fault(exc, FaultKind::Unexpected) };
-    let irqs_on = mutation::enabled(Mutation::VmallocFaultIrqsOn);
-    let _irq = if irqs_on { None } else { Some(IrqGuard::new(hw)) };
+    // Masked from here to the LDTLB: the PTE read-modify-write below must not
+    // lose an A/D bit that an interrupt handler's access sets in between
+    // (on the CPU a handler can run between any two instructions; the model
+    // lands interrupts only on MMU operations, so it cannot show this
+    // window). The duplicate-entry protection is `tlb::load`'s own.
+    let _irq = IrqGuard::new(hw);
     let table = PageTable::new(mem, active);
     if va.as_u32() >= P3_START && va.as_u32() < P3_END && table.pgd_raw(va.pgd_index()) == 0
         && !vmalloc_fault(mem, active, ctx.swapper, va)
@@ -178,12 +180,10 @@ pub fn handle_tlb_exception<H: MmuHw + ?Sized, M: PhysAccess + ?Sized>(
     if new != pte {
         table.set(va, new);
     }
-    let page = Page::containing(va);
-    // Flush before load, under the mask: for an initial page write the clean
-    // entry is still in the UTLB; for a miss, an interrupt taken between the
-    // exception and the mask may have faulted the same page in already.
-    // Either way a plain LDTLB would leave two matching entries.
-    tlb::flush_page(hw, page, tlb::current_asid(hw));
-    tlb::load(hw, page, new);
+    // `load` invalidates before it loads, under the mask: for an initial page
+    // write the clean entry is still in the UTLB; for a miss, an interrupt
+    // taken between the exception and the mask may have faulted the same page
+    // in already. Either way a plain LDTLB would leave two matching entries.
+    tlb::load(hw, Page::containing(va), new);
     FaultOutcome::Retry
 }

@@ -8,7 +8,7 @@
 use crate::addr::{Frame, Page, VirtAddr};
 use crate::error::{MmError, MmResult};
 use crate::frame::{FrameAllocator, PhysAccess};
-use crate::hw::{IrqGuard, MmuHw};
+use crate::hw::MmuHw;
 use crate::layout::{fix_to_virt, FIXMAP_SLOTS, KMAP_COHERENT_SLOTS};
 use crate::manager::MemoryManager;
 use crate::pte::{CacheAttr, Prot, PteFlags};
@@ -26,7 +26,7 @@ impl<H: MmuHw, M: PhysAccess, A: FrameAllocator> MemoryManager<H, M, A> {
 
     /// Releases a slot from [`Self::fixmap_alloc`]; it must be unmapped.
     pub fn fixmap_free(&mut self, slot: u32) -> MmResult<()> {
-        if !(KMAP_COHERENT_SLOTS..FIXMAP_SLOTS).contains(&slot) || !self.fixmap_used.get(slot) {
+        if !self.fixmap_claimed(slot) {
             return Err(MmError::BadHandle);
         }
         if self.fixmap_pte(slot).is_some() {
@@ -37,17 +37,22 @@ impl<H: MmuHw, M: PhysAccess, A: FrameAllocator> MemoryManager<H, M, A> {
     }
 
     fn fixmap_pte(&self, slot: u32) -> Option<crate::pte::Pte> {
-        self.kernel_table().get(fix_to_virt(slot)).filter(|p| p.is_present())
+        self.kernel_table().get(fix_to_virt(slot)?).filter(|p| p.is_present())
     }
 
     /// Maps `frame` at fixmap slot `slot` and preloads the TLB entry.
     /// `slot` must be claimed (or a kmap_coherent slot) and not mapped. The
     /// frame's memtype is checked against its live mappings.
+    ///
+    /// # Errors
+    /// [`MmError::BadHandle`] for a slot that does not exist or is not
+    /// claimed, [`MmError::AlreadyMapped`], or the memtype conflict.
     pub fn fixmap_map(&mut self, slot: u32, frame: Frame, prot: Prot, attr: CacheAttr) -> MmResult<VirtAddr> {
         self.memtypes.reserve(frame.pfn(), 1, attr)?;
         let r = self.fixmap_map_inner(slot, frame, prot, attr, PteFlags::empty());
         if r.is_err() {
-            let _ = self.memtypes.release(frame.pfn(), 1, attr);
+            let undone = self.memtypes.release(frame.pfn(), 1, attr);
+            debug_assert!(undone.is_ok());
         }
         r
     }
@@ -59,31 +64,52 @@ impl<H: MmuHw, M: PhysAccess, A: FrameAllocator> MemoryManager<H, M, A> {
     }
 
     fn fixmap_map_inner(&mut self, slot: u32, frame: Frame, prot: Prot, attr: CacheAttr, extra: PteFlags) -> MmResult<VirtAddr> {
-        if slot >= FIXMAP_SLOTS || (slot >= KMAP_COHERENT_SLOTS && !self.fixmap_used.get(slot)) {
+        let va = fix_to_virt(slot).ok_or(MmError::BadHandle)?;
+        if slot >= KMAP_COHERENT_SLOTS && !self.fixmap_used.get(slot) {
             return Err(MmError::BadHandle);
         }
-        let va = fix_to_virt(slot);
         if self.fixmap_pte(slot).is_some() {
             return Err(MmError::AlreadyMapped(va));
         }
         let page = Page::containing(va);
-        self.map_kernel(page, 1, prot, attr, extra, |_| frame)?;
-        if let Some(pte) = self.kernel_table().get(va) {
-            let _irq = IrqGuard::new(&self.hw);
-            tlb::load(&self.hw, page, pte);
+        // The PTE store and the preload form one step with interrupts masked:
+        // an interrupt handler touching the slot in between would load the
+        // entry through a TLB miss (`tlb::load` would still invalidate it
+        // first, but nothing should be able to observe a half-made slot).
+        // The fixmap's PTE page exists from `new`, so nothing is allocated.
+        let saved = self.hw.irq_save();
+        let r = self.map_kernel(page, 1, prot, attr, extra, |_| frame);
+        if r.is_ok() {
+            if let Some(pte) = self.kernel_table().get(va) {
+                tlb::load(&self.hw, page, pte);
+            }
         }
-        Ok(va)
+        self.hw.irq_restore(saved);
+        r.map(|()| va)
     }
 
-    /// Unmaps fixmap slot `slot` and flushes its TLB entry.
+    /// Unmaps fixmap slot `slot`, purging its cache lines and flushing its
+    /// TLB entry; returns the frame that was mapped.
+    ///
+    /// # Errors
+    /// [`MmError::BadHandle`] for a slot that does not exist,
+    /// [`MmError::NotMapped`] if nothing is mapped there.
     pub fn fixmap_unmap(&mut self, slot: u32) -> MmResult<Frame> {
-        if slot >= FIXMAP_SLOTS {
-            return Err(MmError::BadHandle);
-        }
-        let va = fix_to_virt(slot);
+        let va = fix_to_virt(slot).ok_or(MmError::BadHandle)?;
         let pte = self.fixmap_pte(slot).ok_or(MmError::NotMapped(va))?;
         self.unmap_kernel(Page::containing(va), 1, |_, _| {});
         Self::release_pte(&mut self.memtypes, pte);
         Ok(pte.frame())
+    }
+
+    /// Whether `slot` is a claimed general-purpose slot (what
+    /// [`Self::fixmap_free`] accepts).
+    pub(crate) fn fixmap_claimed(&self, slot: u32) -> bool {
+        (KMAP_COHERENT_SLOTS..FIXMAP_SLOTS).contains(&slot) && self.fixmap_used.get(slot)
+    }
+
+    /// The PTE at fixmap slot `slot`, if something is mapped there.
+    pub(crate) fn fixmap_entry(&self, slot: u32) -> Option<crate::pte::Pte> {
+        self.fixmap_pte(slot)
     }
 }

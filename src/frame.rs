@@ -1,6 +1,6 @@
 //! What the OS provides: physical frames and a way to touch them.
 
-use crate::addr::{Frame, PhysAddr, PAGE_SIZE};
+use crate::addr::{Frame, PhysAddr, PAGE_SIZE, PHYS_FRAMES};
 use crate::bits::Bits;
 
 /// The OS's physical frame allocator.
@@ -103,10 +103,21 @@ pub struct BitmapFrames<const WORDS: usize> {
 }
 
 impl<const WORDS: usize> BitmapFrames<WORDS> {
-    /// Manages `frames` frames (at most `32 * WORDS`) starting at `first`.
+    /// Manages `frames` frames starting at `first`: at most `32 * WORDS`,
+    /// and never past the end of the 29-bit physical address space (frames
+    /// beyond either limit are not managed; [`Self::frames`] says how many are).
     pub const fn new(first: Frame, frames: u32) -> Self {
         let cap = (WORDS * 32) as u32;
-        BitmapFrames { first: first.pfn(), frames: if frames < cap { frames } else { cap }, used: Bits::new(), live: 0, hint: 0 }
+        let frames = if frames < cap { frames } else { cap };
+        // Frame numbers are below PHYS_FRAMES (Frame's invariant), so this
+        // cannot underflow.
+        let room = PHYS_FRAMES - first.pfn();
+        let frames = if frames < room { frames } else { room };
+        BitmapFrames { first: first.pfn(), frames, used: Bits::new(), live: 0, hint: 0 }
+    }
+    /// How many frames are managed.
+    pub fn frames(&self) -> u32 {
+        self.frames
     }
     /// Frames currently allocated.
     pub fn live(&self) -> u32 {
@@ -130,12 +141,15 @@ impl<const WORDS: usize> FrameAllocator for BitmapFrames<WORDS> {
                 match (i..i + count).rev().find(|&j| self.used.get(j)) {
                     Some(j) => i = j + 1,
                     None => {
+                        // `new` keeps every managed frame inside the physical
+                        // space; checked before anything is marked anyway.
+                        let frame = Frame::from_pfn(self.first + i)?;
                         for j in i..i + count {
                             self.used.set(j, true);
                         }
                         self.live += count;
                         self.hint = i + count;
-                        return Frame::from_pfn(self.first + i);
+                        return Some(frame);
                     }
                 }
             }
@@ -201,6 +215,18 @@ mod tests {
         assert!(f.alloc(1).is_none());
         assert!(f.alloc(1).is_some());
         assert_eq!(f.inner().live(), 2);
+    }
+
+    #[test]
+    fn bitmap_frames_stay_inside_the_physical_space() {
+        // 0x1FFFE is the second-to-last frame of the 29-bit space: only two
+        // of the eight frames asked for exist.
+        let mut b: BitmapFrames<1> = BitmapFrames::new(Frame::from_pfn(PHYS_FRAMES - 2).unwrap(), 8);
+        assert_eq!(b.frames(), 2);
+        assert_eq!(b.alloc(1).unwrap().pfn(), PHYS_FRAMES - 2);
+        assert_eq!(b.alloc(1).unwrap().pfn(), PHYS_FRAMES - 1);
+        assert!(b.alloc(1).is_none());
+        assert_eq!(b.live(), 2, "a failed allocation marks nothing");
     }
 
     #[test]

@@ -71,9 +71,13 @@ impl Window {
     }
 }
 
-/// Virtual address of fixmap slot `idx` (slot 0 is the highest page).
-pub const fn fix_to_virt(idx: u32) -> VirtAddr {
-    VirtAddr::new(FIXADDR_TOP - (idx + 1) * 4096)
+/// Virtual address of fixmap slot `idx` (slot 0 is the highest page);
+/// `None` if there is no such slot (`idx >= FIXMAP_SLOTS`).
+pub const fn fix_to_virt(idx: u32) -> Option<VirtAddr> {
+    if idx >= FIXMAP_SLOTS {
+        return None;
+    }
+    Some(VirtAddr::new(FIXADDR_TOP - (idx + 1) * 4096))
 }
 
 /// The fixmap slot of address `va`, if it is in the fixmap window.
@@ -86,11 +90,15 @@ pub const fn virt_to_fix(va: VirtAddr) -> Option<u32> {
     }
 }
 
-/// The kmap_coherent slot for cache colour `colour` (0..4) and `bank` (0..2):
-/// a slot whose address has that colour.
-pub const fn kmap_coherent_slot(colour: u32, bank: u32) -> u32 {
+/// The kmap_coherent slot for cache colour `colour` (0..4) and `bank`
+/// (0..[`KMAP_SLOTS_PER_COLOUR`]): a slot whose address has that colour.
+/// `None` for a bank that does not exist (it would name a general slot).
+pub const fn kmap_coherent_slot(colour: u32, bank: u32) -> Option<u32> {
+    if bank >= KMAP_SLOTS_PER_COLOUR {
+        return None;
+    }
     // fix_to_virt(i) has colour (3 - i) & 3.
-    bank * CACHE_COLOURS + ((3 - (colour & 3)) & 3)
+    Some(bank * CACHE_COLOURS + ((3 - (colour & 3)) & 3))
 }
 
 #[cfg(test)]
@@ -101,12 +109,16 @@ mod tests {
     fn kmap_slots_have_their_colour() {
         for c in 0..CACHE_COLOURS {
             for b in 0..KMAP_SLOTS_PER_COLOUR {
-                let s = kmap_coherent_slot(c, b);
+                let s = kmap_coherent_slot(c, b).unwrap();
                 assert!(s < KMAP_COHERENT_SLOTS);
-                assert_eq!(fix_to_virt(s).colour(), c);
-                assert_eq!(Window::of(fix_to_virt(s)), Some(Window::Fixmap));
+                assert_eq!(fix_to_virt(s).unwrap().colour(), c);
+                assert_eq!(Window::of(fix_to_virt(s).unwrap()), Some(Window::Fixmap));
             }
+            assert_eq!(kmap_coherent_slot(c, KMAP_SLOTS_PER_COLOUR), None, "no third bank");
         }
+        assert_eq!(fix_to_virt(FIXMAP_SLOTS - 1), Some(VirtAddr::new(FIXMAP_START)));
+        assert_eq!(fix_to_virt(FIXMAP_SLOTS), None);
+        assert_eq!(fix_to_virt(u32::MAX), None, "no overflow");
         assert_eq!(Window::of(VirtAddr::new(0xC1FF_FFFF)), Some(Window::Consistent));
         assert_eq!(Window::of(VirtAddr::new(0xC200_0000)), Some(Window::Vmalloc));
         assert_eq!(Window::of(VirtAddr::new(0xE000_0000)), None);

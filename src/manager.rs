@@ -8,11 +8,14 @@ use crate::bits::Bits;
 use crate::error::{MmError, MmResult};
 use crate::frame::{FrameAllocator, PhysAccess};
 use crate::hw::{self, CacheOp, IrqGuard, MmuHw};
-use crate::layout::{CONSISTENT_END, CONSISTENT_START, FIXMAP_SLOTS, VMALLOC_END, VMALLOC_START};
+use crate::layout::{CONSISTENT_END, CONSISTENT_START, FIXMAP_SLOTS, FIXMAP_START, VMALLOC_END, VMALLOC_START};
 use crate::memtype::MemTypes;
 use crate::mm::{MmData, MmId, MmSlot, TaskMm, INIT_MM};
 use crate::mutation::{self, Mutation};
-use crate::pgtable::{PageTable, KERNEL_PGDS, USER_PGDS};
+use crate::pgtable::{PageTable, ENTRIES, KERNEL_PGDS, USER_PGDS};
+
+/// Pages of user space (P0), all of which a teardown covers.
+const USER_PAGES: u32 = (USER_PGDS.end * ENTRIES) as u32;
 use crate::pte::{CacheAttr, Prot, Pte, PteFlags};
 use crate::tlb::{self, TlbFlush};
 use crate::window::RangeAllocator;
@@ -46,6 +49,16 @@ impl<H: MmuHw, M: PhysAccess, A: FrameAllocator> MemoryManager<H, M, A> {
     pub fn new(hw: H, mem: M, mut alloc: A) -> MmResult<Self> {
         let swapper = alloc.alloc(1).ok_or(MmError::OutOfFrames)?;
         mem.zero_frame(swapper);
+        // The fixmap's PTE page exists from the start, so that mapping a
+        // fixmap slot never allocates: the cache purges that unmapping needs
+        // (coherent.rs) then cannot fail halfway through a teardown.
+        let Some(fix_table) = alloc.alloc(1) else {
+            alloc.free(swapper, 1);
+            return Err(MmError::OutOfFrames);
+        };
+        mem.zero_frame(fix_table);
+        let linked = PageTable::new(&mem, swapper).set_pgd_raw(FIXMAP_START as usize >> 22, fix_table.start().to_p1().as_u32());
+        debug_assert!(linked.is_ok());
         let mm = MemoryManager {
             hw,
             mem,
@@ -129,6 +142,20 @@ impl<H: MmuHw, M: PhysAccess, A: FrameAllocator> MemoryManager<H, M, A> {
             .ok_or(MmError::BadHandle)
     }
 
+    /// The first-level table of an address space that may hold user
+    /// mappings: not `init_mm` (it has no ASID context of its own, so its user
+    /// TLB entries could not be flushed) and not exited.
+    fn user_pgd(&self, id: MmId) -> MmResult<Frame> {
+        if id == INIT_MM {
+            return Err(MmError::BadHandle);
+        }
+        let d = self.data(id)?;
+        if d.users == 0 {
+            return Err(MmError::Exited);
+        }
+        Ok(d.pgd)
+    }
+
     /// The first-level table of `id`.
     pub fn pgd(&self, id: MmId) -> MmResult<Frame> {
         Ok(self.data(id)?.pgd)
@@ -157,7 +184,8 @@ impl<H: MmuHw, M: PhysAccess, A: FrameAllocator> MemoryManager<H, M, A> {
         if !mutation::enabled(Mutation::MmCreateNoKernelCopy) {
             let (src, dst) = (self.kernel_table(), PageTable::new(&self.mem, pgd));
             for i in KERNEL_PGDS {
-                dst.set_pgd_raw(i, src.pgd_raw(i));
+                let copied = dst.set_pgd_raw(i, src.pgd_raw(i));
+                debug_assert!(copied.is_ok(), "KERNEL_PGDS lies inside the table");
             }
         }
         let data = Some(MmData { pgd, context: NO_CONTEXT, users: 1, count: 1 });
@@ -176,8 +204,19 @@ impl<H: MmuHw, M: PhysAccess, A: FrameAllocator> MemoryManager<H, M, A> {
     }
 
     /// Another task shares `id` (CLONE_VM): `users += 1`.
+    ///
+    /// Like Linux's `mmget_not_zero`, an address space whose users are all
+    /// gone is not brought back: its user mappings were torn down, and the
+    /// borrower that keeps it alive will drop it as if nothing happened.
+    ///
+    /// # Errors
+    /// [`MmError::Exited`] if `users` is 0; [`MmError::BadHandle`] for a
+    /// stale handle; [`MmError::Overflow`] if the count would overflow.
     pub fn mm_get(&mut self, id: MmId) -> MmResult<()> {
         let d = self.data_mut(id)?;
+        if d.users == 0 {
+            return Err(MmError::Exited);
+        }
         d.users = d.users.checked_add(1).ok_or(MmError::Overflow)?;
         Ok(())
     }
@@ -213,6 +252,9 @@ impl<H: MmuHw, M: PhysAccess, A: FrameAllocator> MemoryManager<H, M, A> {
             return Ok(());
         }
         let pgd = d.pgd;
+        // No cache line of the user pages may outlive their mappings: the
+        // frames go back to the OS below.
+        self.purge_user_range(pgd, Page::containing(VirtAddr::new(0)), USER_PAGES);
         let mut on_user_page = on_user_page;
         let memtypes = &mut self.memtypes;
         PageTable::new(&self.mem, pgd).free_tables(&mut self.alloc, USER_PGDS, |pg, pte| {
@@ -225,13 +267,20 @@ impl<H: MmuHw, M: PhysAccess, A: FrameAllocator> MemoryManager<H, M, A> {
 
     /// Drops a structure reference. At zero the first-level table is freed;
     /// an mm cannot reach zero while it is active (it returns
-    /// [`MmError::Busy`] instead, and nothing changes).
+    /// [`MmError::Busy`] instead, and nothing changes). `init_mm` counts its
+    /// borrowers like any mm (its initial count of 1 is the boot context's,
+    /// [`TaskMm::boot`]) but is never freed.
+    ///
+    /// # Errors
+    /// [`MmError::BadHandle`] for a stale handle or a reference nobody holds;
+    /// [`MmError::Busy`] for the last reference of the active mm.
     pub fn mm_drop(&mut self, id: MmId) -> MmResult<()> {
-        if id == INIT_MM {
-            return Err(MmError::BadHandle);
-        }
         let active = self.active;
         let d = self.data_mut(id)?;
+        if id == INIT_MM {
+            d.count = d.count.checked_sub(1).ok_or(MmError::BadHandle)?;
+            return Ok(());
+        }
         if d.count == 0 {
             return Err(MmError::BadHandle);
         }
@@ -319,25 +368,45 @@ impl<H: MmuHw, M: PhysAccess, A: FrameAllocator> MemoryManager<H, M, A> {
                 next.active_mm = Some(m);
             }
         }
+        prev.active_mm = None;
         if prev.mm.is_none() {
-            prev.active_mm = None;
-            if prev_active != INIT_MM {
-                self.mm_drop(prev_active)?;
-            }
-        } else {
-            prev.active_mm = None;
+            // What the kernel thread borrowed (init_mm included: grab and drop
+            // are symmetric, so its count does not creep up).
+            self.mm_drop(prev_active)?;
         }
         Ok(())
     }
 
     /// The current task gives up its mm (exit/exec): it keeps running on it
     /// lazily, like a kernel thread, until it is switched out.
+    ///
+    /// # Errors
+    /// [`MmError::BadHandle`] if the task has no mm of its own (or it is
+    /// `init_mm` or stale), [`MmError::Exited`] if the mm has no users,
+    /// [`MmError::Overflow`] if its count is saturated. On error neither the
+    /// task nor any count has changed.
     pub fn exit_mm(&mut self, task: &mut TaskMm, on_user_page: impl FnMut(Page, Pte)) -> MmResult<()> {
         let mm = task.mm.ok_or(MmError::BadHandle)?;
+        if mm == INIT_MM {
+            return Err(MmError::BadHandle);
+        }
+        let d = self.data(mm)?;
+        if d.users == 0 {
+            return Err(MmError::Exited);
+        }
+        d.count.checked_add(1).ok_or(MmError::Overflow)?;
+        // Checked above: the grab cannot overflow, and with the grab held
+        // (count >= 2) `mm_put` cannot refuse with Busy.
         self.mm_grab(mm)?;
+        if let Err(e) = self.mm_put(mm, on_user_page) {
+            debug_assert!(false, "mm_put after a grab failed: {e:?}");
+            let undone = self.mm_drop(mm);
+            debug_assert!(undone.is_ok());
+            return Err(e);
+        }
         task.mm = None;
         task.active_mm = Some(mm);
-        self.mm_put(mm, on_user_page)
+        Ok(())
     }
 
     fn user_range(start: Page, count: u32) -> MmResult<()> {
@@ -367,7 +436,7 @@ impl<H: MmuHw, M: PhysAccess, A: FrameAllocator> MemoryManager<H, M, A> {
     ) -> MmResult<()> {
         Self::user_range(start, count)?;
         first.offset(count - 1).ok_or(MmError::Overflow)?;
-        let pgd = self.data(mm)?.pgd;
+        let pgd = self.user_pgd(mm)?;
         let frames = (0..count).filter_map(|i| first.offset(i));
         self.reserve_frames(frames.clone(), attr)?;
         // Clean (D=0): the first write takes the initial-page-write path,
@@ -440,7 +509,10 @@ impl<H: MmuHw, M: PhysAccess, A: FrameAllocator> MemoryManager<H, M, A> {
         on_unmap: impl FnMut(Page, Pte),
     ) -> MmResult<u32> {
         Self::user_range(start, count)?;
-        let pgd = self.data(mm)?.pgd;
+        let pgd = self.user_pgd(mm)?;
+        // Purge while the translation still exists: the frames go back to
+        // the OS through `on_unmap` (see coherent.rs for why).
+        self.purge_user_range(pgd, start, count);
         let mut on_unmap = on_unmap;
         let memtypes = &mut self.memtypes;
         let n = PageTable::new(&self.mem, pgd).unmap(start, count, |pg, pte| {
@@ -454,7 +526,9 @@ impl<H: MmuHw, M: PhysAccess, A: FrameAllocator> MemoryManager<H, M, A> {
     /// Changes the protection of present user pages and flushes them.
     pub fn protect_user(&mut self, mm: MmId, start: Page, count: u32, prot: Prot) -> MmResult<u32> {
         Self::user_range(start, count)?;
-        let pgd = self.data(mm)?.pgd;
+        let pgd = self.user_pgd(mm)?;
+        // Dirty lines may stay: the mapping (same frame, same colour) stays,
+        // and the unmap that finally removes it purges them.
         let n = PageTable::new(&self.mem, pgd).update(start, count, |p| {
             let q = p.with_prot(prot);
             if prot.writable() { q } else { q.without(PteFlags::D) }
@@ -498,6 +572,8 @@ impl<H: MmuHw, M: PhysAccess, A: FrameAllocator> MemoryManager<H, M, A> {
     /// `KernelUnmapNoFlush` mutation is on). PTE pages are never freed: other
     /// mms may hold copies of the first-level entries.
     pub(crate) fn unmap_kernel(&mut self, start: Page, count: u32, on_unmap: impl FnMut(Page, Pte)) -> u32 {
+        // Purged while still mapped (the purge goes through the mapping).
+        self.purge_kernel_range(start, count);
         let swapper = self.swapper;
         let n = PageTable::new(&self.mem, swapper).unmap(start, count, on_unmap);
         let flush = TlbFlush::range(start, count, 0);

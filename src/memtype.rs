@@ -99,17 +99,29 @@ impl MemTypes {
 /// A physical range reserved once with one attribute, whose pages are then
 /// mapped and unmapped one at a time without re-checking (like Linux's
 /// io-mapping, for a driver that touches a large aperture page by page).
+///
+/// It counts its mapped pages: the reservation is what keeps a conflicting
+/// alias out, so it cannot end while a page is still mapped.
 #[derive(Debug, PartialEq, Eq)]
 pub struct IoMapping {
     first: Frame,
     pages: u32,
     attr: CacheAttr,
+    mapped: u32,
+    freed: bool,
 }
 
 impl IoMapping {
     /// Pages in the range.
     pub fn pages(&self) -> u32 {
         self.pages
+    }
+    /// Pages currently mapped through [`MemoryManager::io_mapping_map`].
+    pub fn mapped(&self) -> u32 {
+        self.mapped
+    }
+    fn contains(&self, frame: Frame) -> bool {
+        frame.pfn().wrapping_sub(self.first.pfn()) < self.pages
     }
 }
 
@@ -138,38 +150,82 @@ impl<H: MmuHw, M: PhysAccess, A: FrameAllocator> MemoryManager<H, M, A> {
     }
 
     /// Reserves a range for page-by-page mapping with `attr`.
+    ///
+    /// # Errors
+    /// [`MmError::Unaligned`], [`MmError::ZeroSize`], [`MmError::Overflow`]
+    /// for a bad range; [`MmError::AttrConflict`] if a live mapping of the
+    /// range has another attribute.
     pub fn io_mapping_create(&mut self, phys: PhysAddr, size: usize, attr: CacheAttr) -> MmResult<IoMapping> {
         let (pfn, pages) = phys_range(phys, size)?;
+        let first = Frame::from_pfn(pfn).ok_or(MmError::Overflow)?;
         self.memtypes.reserve(pfn, pages, attr)?;
-        Ok(IoMapping { first: Frame::from_pfn(pfn).ok_or(MmError::Overflow)?, pages, attr })
+        Ok(IoMapping { first, pages, attr, mapped: 0, freed: false })
     }
 
     /// Maps page `index` of `io` at a fixmap slot (no memtype re-check).
-    pub fn io_mapping_map(&mut self, io: &IoMapping, index: u32) -> MmResult<crate::addr::VirtAddr> {
+    ///
+    /// # Errors
+    /// [`MmError::BadHandle`] if `io` was freed, [`MmError::Overflow`] for an
+    /// index past its end, [`MmError::WindowExhausted`] if no fixmap slot is
+    /// free.
+    pub fn io_mapping_map(&mut self, io: &mut IoMapping, index: u32) -> MmResult<crate::addr::VirtAddr> {
+        if io.freed {
+            return Err(MmError::BadHandle);
+        }
         if index >= io.pages {
             return Err(MmError::Overflow);
         }
         let frame = io.first.offset(index).ok_or(MmError::Overflow)?;
         let slot = self.fixmap_alloc()?;
         match self.fixmap_map_unchecked(slot, frame, crate::pte::Prot::KernelRw, io.attr) {
-            Ok(va) => Ok(va),
+            Ok(va) => {
+                io.mapped += 1;
+                Ok(va)
+            }
             Err(e) => {
-                let _ = self.fixmap_free(slot);
+                let undone = self.fixmap_free(slot);
+                debug_assert!(undone.is_ok());
                 Err(e)
             }
         }
     }
 
-    /// Unmaps a page mapped by [`Self::io_mapping_map`].
-    pub fn io_mapping_unmap(&mut self, va: crate::addr::VirtAddr) -> MmResult<()> {
+    /// Unmaps a page of `io` mapped by [`Self::io_mapping_map`]. Everything
+    /// is checked before anything changes.
+    ///
+    /// # Errors
+    /// [`MmError::BadAddress`] outside the fixmap, [`MmError::BadHandle`] for
+    /// a slot that is not a claimed general slot or holds no page of `io`,
+    /// [`MmError::NotMapped`] if nothing is mapped there.
+    pub fn io_mapping_unmap(&mut self, io: &mut IoMapping, va: crate::addr::VirtAddr) -> MmResult<()> {
         let slot = crate::layout::virt_to_fix(va).ok_or(MmError::BadAddress(va))?;
+        let pte = self.fixmap_entry(slot).ok_or(MmError::NotMapped(va))?;
+        if !self.fixmap_claimed(slot) || !pte.flags().contains(crate::pte::PteFlags::SPECIAL) || !io.contains(pte.frame()) || io.mapped == 0 {
+            return Err(MmError::BadHandle);
+        }
+        // Checked above: the slot is claimed and mapped, so neither can fail.
         self.fixmap_unmap(slot)?;
-        self.fixmap_free(slot)
+        self.fixmap_free(slot)?;
+        io.mapped -= 1;
+        Ok(())
     }
 
-    /// Ends the reservation (its pages must be unmapped by then).
-    pub fn io_mapping_free(&mut self, io: IoMapping) -> MmResult<()> {
-        self.memtypes.release(io.first.pfn(), io.pages, io.attr)
+    /// Ends the reservation. `io` can no longer map pages afterwards.
+    ///
+    /// # Errors
+    /// [`MmError::Busy`] while pages of it are still mapped (unmap them
+    /// first: the reservation is what keeps a conflicting alias out);
+    /// [`MmError::BadHandle`] if it was freed already.
+    pub fn io_mapping_free(&mut self, io: &mut IoMapping) -> MmResult<()> {
+        if io.freed {
+            return Err(MmError::BadHandle);
+        }
+        if io.mapped != 0 {
+            return Err(MmError::Busy);
+        }
+        self.memtypes.release(io.first.pfn(), io.pages, io.attr)?;
+        io.freed = true;
+        Ok(())
     }
 }
 

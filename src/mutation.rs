@@ -10,8 +10,6 @@
 pub enum Mutation {
     /// `vmalloc_fault` only handles the vmalloc window, not consistent/fixmap.
     VmallocFaultVmallocOnly = 1 << 0,
-    /// `vmalloc_fault` does its check, copy and TLB load with interrupts on.
-    VmallocFaultIrqsOn = 1 << 1,
     /// Kernel unmaps (vfree, iounmap, fixmap unmap, dma free) skip the TLB flush.
     KernelUnmapNoFlush = 1 << 2,
     /// ASID rollover does not flush the TLB.
@@ -20,6 +18,8 @@ pub enum Mutation {
     MmCreateNoKernelCopy = 1 << 4,
     /// kmap_coherent picks a slot ignoring the user address's cache colour.
     KmapIgnoresColour = 1 << 5,
+    /// `tlb::load` does not invalidate a possible match before LDTLB.
+    TlbLoadNoInvalidate = 1 << 6,
 }
 
 #[cfg(feature = "mutations")]

@@ -37,18 +37,29 @@ impl<'m, M: PhysAccess + ?Sized> PageTable<'m, M> {
         self.pgd
     }
 
-    fn pgd_slot(&self, idx: usize) -> PhysAddr {
-        PhysAddr::new(self.pgd.start().as_u32() + (idx as u32) * 4).unwrap_or_default()
+    /// The word of first-level entry `idx`; `None` past the table's end
+    /// (which would be the next physical frame).
+    fn pgd_slot(&self, idx: usize) -> Option<PhysAddr> {
+        if idx >= ENTRIES {
+            return None;
+        }
+        PhysAddr::new(self.pgd.start().as_u32() + (idx as u32) * 4)
     }
 
-    /// Raw first-level entry `idx` (P1 address of the PTE page, or 0).
+    /// Raw first-level entry `idx` (P1 address of the PTE page, or 0; also 0
+    /// for an index past the table, which has no entry).
     pub fn pgd_raw(&self, idx: usize) -> u32 {
-        self.mem.read_u32(self.pgd_slot(idx))
+        self.pgd_slot(idx).map_or(0, |s| self.mem.read_u32(s))
     }
 
     /// Writes raw first-level entry `idx`.
-    pub fn set_pgd_raw(&self, idx: usize, raw: u32) {
-        self.mem.write_u32(self.pgd_slot(idx), raw)
+    ///
+    /// # Errors
+    /// [`MmError::Overflow`] if `idx` is not below [`ENTRIES`] (nothing is written).
+    pub fn set_pgd_raw(&self, idx: usize, raw: u32) -> MmResult<()> {
+        let slot = self.pgd_slot(idx).ok_or(MmError::Overflow)?;
+        self.mem.write_u32(slot, raw);
+        Ok(())
     }
 
     /// The PTE page linked at first-level index `idx`.
@@ -141,7 +152,8 @@ impl<'m, M: PhysAccess + ?Sized> PageTable<'m, M> {
         for idx in (first_idx..=last_idx).rev() {
             if self.pte_table(idx).is_none() {
                 if let Some(f) = pop_chain(self.mem, &mut chain) {
-                    self.set_pgd_raw(idx, f.start().to_p1().as_u32());
+                    let linked = self.set_pgd_raw(idx, f.start().to_p1().as_u32());
+                    debug_assert!(linked.is_ok(), "idx comes from a page address: below ENTRIES");
                 }
             }
         }
@@ -166,6 +178,25 @@ impl<'m, M: PhysAccess + ?Sized> PageTable<'m, M> {
             }
         }
         n
+    }
+
+    /// Calls `f` for every present PTE in `count` pages from `start`, skipping
+    /// whole 4 MiB regions that have no PTE page. Changes nothing.
+    pub fn for_each_present(&self, start: Page, count: u32, mut f: impl FnMut(Page, Pte)) {
+        let mut i = 0;
+        while i < count {
+            let va = page_at(start, i);
+            if self.pte_table(va.pgd_index()).is_none() {
+                // Skip to the next first-level entry.
+                let skip = ENTRIES as u32 - va.pte_index() as u32;
+                i = i.saturating_add(skip);
+                continue;
+            }
+            if let Some(p) = self.get(va).filter(|p| p.is_present()) {
+                f(Page::containing(va), p);
+            }
+            i += 1;
+        }
     }
 
     /// Replaces every present PTE in the range by `f(pte)`; returns how many
@@ -206,7 +237,8 @@ impl<'m, M: PhysAccess + ?Sized> PageTable<'m, M> {
                         on_pte(Page::containing(va), pte);
                     }
                 }
-                self.set_pgd_raw(idx, 0);
+                let cleared = self.set_pgd_raw(idx, 0);
+                debug_assert!(cleared.is_ok(), "pte_table(idx) found a table: idx < ENTRIES");
                 alloc.free(t, 1);
             }
         }

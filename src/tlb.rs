@@ -8,7 +8,8 @@
 //!   [`TlbFlush`] that is `#[must_use]`; the high-level API flushes itself.
 
 use crate::addr::{Page, VirtAddr, PAGE_SIZE};
-use crate::hw::{self, MmuHw};
+use crate::hw::{self, IrqGuard, MmuHw};
+use crate::mutation::{self, Mutation};
 use crate::pte::Pte;
 
 /// Above this many pages a range flush invalidates the whole TLB instead.
@@ -19,13 +20,20 @@ pub fn current_asid<H: MmuHw + ?Sized>(hw: &H) -> u8 {
     (hw.pteh() & 0xFF) as u8
 }
 
-/// Loads `pte` for `page` under the current ASID. The caller guarantees no
-/// valid entry matches `page` — it flushed the page with interrupts masked
-/// (the exception path), or the page's last unmap flushed it and nothing has
-/// touched it since (fixmap preload) — and keeps interrupts masked, so
-/// nothing can load the same VPN in between.
+/// Loads `pte` for `page` under the current ASID.
+///
+/// Any entry that could match `page` under the current ASID is invalidated
+/// first (NetBSD's `sh4_tlb_update` does the same before every LDTLB): an
+/// interrupt handler may have faulted the page in since the caller decided to
+/// load it, and a second matching entry would be a TLB multiple hit (a
+/// reset-type exception). The invalidate and the LDTLB run with interrupts
+/// masked, so nothing can load the same VPN in between.
 pub fn load<H: MmuHw + ?Sized>(hw: &H, page: Page, pte: Pte) {
+    let _irq = IrqGuard::new(hw);
     let asid = hw.pteh() & 0xFF;
+    if !mutation::enabled(Mutation::TlbLoadNoInvalidate) {
+        flush_page_current(hw, page, asid as u8);
+    }
     // QEMU advances MMUCR.URC irregularly (not on every UTLB access), so the
     // slot is chosen explicitly: one past the current URC. Consecutive loads
     // never reuse a slot, whatever the hardware did in between.
@@ -37,16 +45,42 @@ pub fn load<H: MmuHw + ?Sized>(hw: &H, page: Page, pte: Pte) {
     hw.ldtlb();
 }
 
-/// Invalidates the UTLB (and, via the associative write, ITLB) entry for
-/// `page` under `asid`; shared (SH=1) entries match any ASID.
-pub fn flush_page<H: MmuHw + ?Sized>(hw: &H, page: Page, asid: u8) {
+/// Invalidates the entry for `page` under `asid`, which the caller has put
+/// in PTEH.ASID (shared entries match any ASID).
+fn flush_page_current<H: MmuHw + ?Sized>(hw: &H, page: Page, asid: u8) {
+    // The manual compares PTEH.ASID; QEMU compares the data word's ASID. With
+    // both equal the write means the same on either.
     hw.utlb_addr_write(hw::UTLB_ASSOC, page.start().as_u32() | asid as u32);
 }
 
-/// Invalidates every UTLB and ITLB entry (MMUCR.TI, keeping AT set).
+/// Invalidates the UTLB (and ITLB) entry for `page` tagged with `asid`;
+/// shared (SH=1) entries match any ASID.
+///
+/// The SH7750/SH7751 manual (UTLB address array, associative write): "the
+/// comparison of all the UTLB entries is carried out using the VPN specified
+/// in the data field and PTEH.ASID". The ASID bits of the data word take no
+/// part (QEMU compares them instead, which hides the difference). So to hit
+/// an entry of an address space that is not running, PTEH.ASID is switched to
+/// `asid` for the one write, with interrupts masked so that no TLB miss can
+/// be taken (and load an entry under the wrong ASID) in between; this is what
+/// Linux's `local_flush_tlb_page` does for another mm.
+pub fn flush_page<H: MmuHw + ?Sized>(hw: &H, page: Page, asid: u8) {
+    let _irq = IrqGuard::new(hw);
+    let saved = hw.pteh();
+    if saved & 0xFF == asid as u32 {
+        flush_page_current(hw, page, asid);
+    } else {
+        hw.set_pteh((saved & !0xFF) | asid as u32);
+        flush_page_current(hw, page, asid);
+        hw.set_pteh(saved);
+    }
+}
+
+/// Invalidates every UTLB and ITLB entry (MMUCR.TI). MMUCR.AT is left as it
+/// is: a flush before `enable_mmu` must not turn translation on.
 pub fn flush_all<H: MmuHw + ?Sized>(hw: &H) {
     let m = hw.mmucr();
-    hw.set_mmucr((m & !hw::MMUCR_URC_MASK) | hw::MMUCR_TI | hw::MMUCR_AT);
+    hw.set_mmucr((m & !hw::MMUCR_URC_MASK) | hw::MMUCR_TI);
 }
 
 /// Which entries a pending flush must remove.
@@ -92,6 +126,7 @@ impl TlbFlush {
             Scope::All => flush_all(hw),
             Scope::Range { pages, .. } if pages > FLUSH_ALL_THRESHOLD => flush_all(hw),
             Scope::Range { start, pages, asid } => {
+                let _irq = IrqGuard::new(hw);
                 for i in 0..pages {
                     let va = VirtAddr::new(start.as_u32().wrapping_add(i * PAGE_SIZE));
                     flush_page(hw, Page::containing(va), asid);

@@ -30,8 +30,10 @@ pub struct RangeAllocator<T> {
 
 impl<T> RangeAllocator<T> {
     /// An allocator over page numbers `[base, limit)` that leaves `guard`
-    /// unmapped pages after every area.
+    /// unmapped pages after every area. A `limit` below `base` gives an empty
+    /// allocator (every allocation fails with [`MmError::WindowExhausted`]).
     pub fn new(base: u32, limit: u32, guard: u32) -> Self {
+        let limit = limit.max(base);
         let mut a = RangeAllocator {
             base,
             limit,
@@ -153,5 +155,12 @@ mod tests {
         r.free(c.start).unwrap();
         assert_eq!(r.holes(), 1, "everything merged back");
         assert_eq!(r.alloc(19, ()).unwrap().start, 100);
+    }
+
+    #[test]
+    fn inverted_bounds_give_an_empty_allocator() {
+        let mut r = RangeAllocator::new(120, 100, 1);
+        assert_eq!(r.bounds(), (120, 120));
+        assert_eq!(r.alloc(1, ()), Err(MmError::WindowExhausted));
     }
 }

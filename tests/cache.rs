@@ -60,12 +60,12 @@ fn kmap_coherent_slots_and_flushes() {
     let (a, b) = (data_frame(&mut mm, 1), data_frame(&mut mm, 2));
     for colour in 0..4u32 {
         let uva = VirtAddr::new(0x0010_0000 + colour * 4096);
-        let slot = mm.kmap_coherent_slot_for(uva, 0);
-        assert_eq!(layout::fix_to_virt(slot).colour(), colour, "slot congruent with the user address");
+        let slot = mm.kmap_coherent_slot_for(uva, 0).unwrap();
+        assert_eq!(layout::fix_to_virt(slot).unwrap().colour(), colour, "slot congruent with the user address");
         sys.model.take_events();
         mm.copy_user_page(b, a, uva).unwrap();
         let ev = sys.model.take_events();
-        let slots: Vec<u32> = [0, 1].iter().map(|&k| layout::fix_to_virt(mm.kmap_coherent_slot_for(uva, k)).as_u32()).collect();
+        let slots: Vec<u32> = [0, 1].iter().map(|&k| layout::fix_to_virt(mm.kmap_coherent_slot_for(uva, k).unwrap()).unwrap().as_u32()).collect();
         for s in &slots {
             assert!(ev.contains(&HwEvent::Cache(CacheOp::Purge, *s, 4096)), "slot {s:#x} purged on unmap: {ev:?}");
             assert!(ev.contains(&HwEvent::AssocWrite(*s)), "slot {s:#x} TLB entry flushed on unmap");

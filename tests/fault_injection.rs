@@ -125,5 +125,22 @@ fn fixmap_map() {
         }
         r
     });
-    assert_eq!(n, 1);
+    assert_eq!(n, 0, "the fixmap's PTE page exists from MemoryManager::new: mapping a slot never allocates");
+}
+
+#[test]
+fn manager_creation_fails_cleanly() {
+    use sh4_mm::model::{FrameArena, PhysMemory, Sh4Model};
+    use std::rc::Rc;
+    for fail_at in 1..=2 {
+        let model = Sh4Model::new();
+        let mem = Rc::new(PhysMemory::new(RAM_BASE, RAM_FRAMES));
+        let mut arena = FrameArena::new(RAM_BASE, RAM_FRAMES);
+        arena.fail_nth(Some(fail_at));
+        match MemoryManager::new(&model, mem, &mut arena) {
+            Err(e) => assert_eq!(e, MmError::OutOfFrames),
+            Ok(_) => panic!("allocation {fail_at} failed, yet the manager was created"),
+        }
+        assert_eq!(arena.live(), 0, "nothing leaked when allocation {fail_at} failed");
+    }
 }

@@ -63,14 +63,14 @@ fn io_mapping_reserves_once_and_maps_pages() {
     let mut mm = sys.manager();
     // An "aperture" inside simulated RAM so the machine can read it.
     let base = PhysAddr::new(RAM_BASE + 0x0030_0000).unwrap();
-    let io = mm.io_mapping_create(base, 16 * 4096, CacheAttr::Uncached).unwrap();
+    let mut io = mm.io_mapping_create(base, 16 * 4096, CacheAttr::Uncached).unwrap();
     assert_eq!(io.pages(), 16);
     mm.mem().write_u32(PhysAddr::new(base.as_u32() + 3 * 4096 + 4).unwrap(), 0x10AA);
     let before = mm.memtypes().len();
-    let va = mm.io_mapping_map(&io, 3).unwrap();
+    let va = mm.io_mapping_map(&mut io, 3).unwrap();
     assert_eq!(mm.memtypes().len(), before, "no per-page re-check or record");
     assert_eq!(sys.machine(&mm).read_u32(va.as_u32() + 4).unwrap(), 0x10AA);
-    assert_eq!(mm.io_mapping_map(&io, 16), Err(MmError::Overflow));
+    assert_eq!(mm.io_mapping_map(&mut io, 16), Err(MmError::Overflow));
     // While reserved, a cached mapping of any of its frames is refused.
     let p = mm.mm_create().unwrap();
     let f = Frame::containing(PhysAddr::new(base.as_u32() + 9 * 4096).unwrap());
@@ -78,9 +78,9 @@ fn io_mapping_reserves_once_and_maps_pages() {
         mm.map_user(p, Page::containing(VirtAddr::new(0x2000)), f, 1, Prot::UserRw, CacheAttr::WriteBack),
         Err(MmError::AttrConflict { .. })
     ));
-    mm.io_mapping_unmap(va).unwrap();
-    assert_eq!(mm.io_mapping_unmap(va), Err(MmError::NotMapped(va)));
-    mm.io_mapping_free(io).unwrap();
+    mm.io_mapping_unmap(&mut io, va).unwrap();
+    assert_eq!(mm.io_mapping_unmap(&mut io, va), Err(MmError::NotMapped(va)));
+    mm.io_mapping_free(&mut io).unwrap();
     mm.map_user(p, Page::containing(VirtAddr::new(0x2000)), f, 1, Prot::UserRw, CacheAttr::WriteBack).unwrap();
     mm.mm_put(p, |_, _| {}).unwrap();
     assert!(mm.memtypes().is_empty());

@@ -131,6 +131,13 @@ impl OpCache {
         }
     }
 
+    /// Valid lines (clean or dirty) holding any byte of physical frame
+    /// `pa_page`: a clean one still returns old data to a later mapping of
+    /// the same colour.
+    pub fn lines_of(&self, pa_page: u32) -> usize {
+        self.lines.iter().filter(|l| l.valid && l.pa & !0xFFF == pa_page).count()
+    }
+
     /// Dirty lines holding any byte of physical frame `pa_page`.
     pub fn dirty_lines_of(&self, pa_page: u32) -> usize {
         self.lines.iter().filter(|l| l.valid && l.dirty && l.pa & !0xFFF == pa_page).count()

@@ -45,9 +45,19 @@ pub struct Machine<'a> {
 }
 
 impl<'a> Machine<'a> {
-    /// A privileged-mode machine.
+    /// A privileged-mode machine. It also tells `hw` where the kernel's
+    /// tables are ([`Sh4Model::attach_kernel`]), so that cache-block
+    /// operations take TLB misses like the CPU.
     pub fn new(hw: &'a Sh4Model, mem: &'a PhysMemory, ctx: FaultContext) -> Self {
+        hw.attach_kernel(ctx);
         Machine { hw, mem, ctx, user: false }
+    }
+
+    /// Translates a privileged data access the way the CPU does (TLB miss →
+    /// fast path → slow path → retry), without touching memory: what a
+    /// cache-block instruction does before it acts on its line.
+    pub(crate) fn data_access(&self, va: u32, write: bool) -> Result<(u32, Caching), MachineError> {
+        self.access(va, write, false)
     }
 
     /// The same machine in user mode.

@@ -2,6 +2,7 @@
 
 extern crate std;
 use super::{Caching, OpCache, PhysMemory};
+use crate::fault::FaultContext;
 use crate::hw::{self, expevt, CacheOp, MmuHw};
 use std::boxed::Box;
 use std::rc::Rc;
@@ -76,6 +77,8 @@ pub struct Sh4Model {
     events: RefCell<Vec<HwEvent>>,
     mem: RefCell<Option<Rc<PhysMemory>>>,
     cache: RefCell<Option<OpCache>>,
+    kernel: Cell<Option<FaultContext>>,
+    cache_faults: Cell<u32>,
 }
 
 impl Default for Sh4Model {
@@ -111,6 +114,8 @@ impl Sh4Model {
             events: RefCell::new(Vec::new()),
             mem: RefCell::new(None),
             cache: RefCell::new(None),
+            kernel: Cell::new(None),
+            cache_faults: Cell::new(0),
         }
     }
 
@@ -119,6 +124,26 @@ impl Sh4Model {
     pub fn attach_memory(&self, mem: Rc<PhysMemory>, cache: bool) {
         *self.mem.borrow_mut() = Some(mem);
         *self.cache.borrow_mut() = cache.then(OpCache::new);
+    }
+
+    /// Tells the model where the kernel's tables are, so that a cache-block
+    /// instruction on a translated address that misses the UTLB takes the TLB
+    /// exception through the kernel's handler, as on the CPU. ([`super::Machine::new`]
+    /// does this.) Without it such a line operation is counted in
+    /// [`Self::cache_op_faults`] and skipped.
+    pub fn attach_kernel(&self, ctx: FaultContext) {
+        self.kernel.set(Some(ctx));
+    }
+
+    /// Cache-block operations (`ocbp`/`ocbwb`/`ocbi`) on an address that could
+    /// not be translated: on the CPU an unfixable TLB exception (an oops).
+    pub fn cache_op_faults(&self) -> u32 {
+        self.cache_faults.get()
+    }
+
+    /// The operand cache, if attached (for tests that inspect it).
+    pub fn with_cache<R>(&self, f: impl FnOnce(&OpCache) -> R) -> Option<R> {
+        self.cache.borrow().as_ref().map(f)
     }
 
     /// Dirty cache lines holding data of the frame at `pa_page`.
@@ -434,9 +459,16 @@ impl MmuHw for Sh4Model {
         let (vpn, asid, v, d) = (value >> 12, (value & 0xFF) as u8, value & (1 << 8) != 0, value & (1 << 9) != 0);
         if offset & hw::UTLB_ASSOC != 0 {
             self.log(HwEvent::AssocWrite(value));
+            // SH7750/SH7751 manual, UTLB address array: an associative write
+            // compares "the VPN specified in the data field and PTEH.ASID",
+            // following the usual comparison rules (SH=1, or SV=1 in
+            // privileged mode, match any ASID). The data word's ASID bits
+            // take no part. (QEMU compares the data word's ASID instead.)
+            let _ = asid;
+            let (asid, sv) = (self.asid(), self.sv());
             let mut hits = 0;
             for e in self.utlb.borrow_mut().iter_mut() {
-                if e.v && e.vpn == vpn && (e.sh || e.asid == asid) {
+                if matches(e, vpn, asid, sv) {
                     hits += 1;
                     e.v = v;
                     e.d = d;
@@ -445,9 +477,11 @@ impl MmuHw for Sh4Model {
             if hits > 1 {
                 self.multi_hits.set(self.multi_hits.get() + 1);
             }
-            // As QEMU does: the associative UTLB write also searches the ITLB.
+            // Manual: "This associative operation is simultaneously carried
+            // out on the ITLB, and if a matching entry is found in the ITLB,
+            // V is written to that entry."
             for e in self.itlb.borrow_mut().iter_mut() {
-                if e.v && e.vpn == vpn && (e.sh || e.asid == asid) {
+                if matches(e, vpn, asid, sv) {
                     e.v = v;
                 }
             }
@@ -479,8 +513,9 @@ impl MmuHw for Sh4Model {
         self.tick();
         self.log(HwEvent::Cache(op, va, len));
         let Some(mem) = self.mem.borrow().clone() else { return };
-        let mut guard = self.cache.borrow_mut();
-        let Some(cache) = guard.as_mut() else { return };
+        if self.cache.borrow().is_none() {
+            return;
+        }
         let (wb, inv) = match op {
             CacheOp::Purge => (true, true),
             CacheOp::Writeback => (true, false),
@@ -488,9 +523,33 @@ impl MmuHw for Sh4Model {
         };
         let mut a = va & !(super::cache::LINE - 1);
         while a < va.saturating_add(len) {
-            if let Some((pa, how)) = self.probe(a) {
+            // OCBP/OCBWB are translated like a read, OCBI like a write: a
+            // translated address missing from the UTLB takes a TLB exception,
+            // which the kernel's handler serves before the instruction
+            // re-executes. Translation happens before the cache is touched
+            // (the handler may itself use the cache).
+            let write = op == CacheOp::Invalidate;
+            let target = match self.kernel.get() {
+                Some(ctx) => match super::Machine::new(self, &mem, ctx).data_access(a, write) {
+                    Ok(t) => Some(t),
+                    Err(_) => {
+                        self.cache_faults.set(self.cache_faults.get() + 1);
+                        None
+                    }
+                },
+                None => {
+                    let t = self.probe(a);
+                    if t.is_none() {
+                        self.cache_faults.set(self.cache_faults.get() + 1);
+                    }
+                    t
+                }
+            };
+            if let Some((pa, how)) = target {
                 if how != Caching::Uncached {
-                    cache.line_op(a, pa, wb, inv, &mem);
+                    if let Some(cache) = self.cache.borrow_mut().as_mut() {
+                        cache.line_op(a, pa, wb, inv, &mem);
+                    }
                 }
             }
             a += super::cache::LINE;
