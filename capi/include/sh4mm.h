@@ -115,6 +115,10 @@ typedef enum Sh4mmError {
    A bad argument (prot / attr value, NULL pointer).
    */
   SH4MM_ERROR_BAD_ARGUMENT = -13,
+  /*
+   The address space has no users left (its tasks exited).
+   */
+  SH4MM_ERROR_EXITED = -14,
 } Sh4mmError;
 
 /*

@@ -49,6 +49,8 @@ pub enum Sh4mmError {
     Busy = -12,
     /// A bad argument (prot / attr value, NULL pointer).
     BadArgument = -13,
+    /// The address space has no users left (its tasks exited).
+    Exited = -14,
 }
 
 fn code(e: MmError) -> i32 {
@@ -64,6 +66,7 @@ fn code(e: MmError) -> i32 {
         MmError::BadHandle => Sh4mmError::BadHandle,
         MmError::AttrConflict { .. } => Sh4mmError::AttrConflict,
         MmError::Busy => Sh4mmError::Busy,
+        MmError::Exited => Sh4mmError::Exited,
     }) as i32
 }
 
@@ -359,6 +362,7 @@ pub extern "C" fn sh4mm_strerror(err: i32) -> *const u8 {
         -11 => b"cache attribute conflict\0",
         -12 => b"busy\0",
         -13 => b"bad argument\0",
+        -14 => b"address space exited\0",
         _ => b"unknown error\0",
     };
     s.as_ptr()

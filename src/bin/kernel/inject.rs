@@ -77,8 +77,9 @@ pub fn interrupt_on_every_instruction(mm: &mut Kmm, ticks: u32) -> Result<(u32, 
     for k in 1..=ticks {
         let p = mm.mm_create().map_err(e)?;
         let t = PageTable::new(&P1Access, mm.pgd(p).map_err(e)?);
-        t.set_pgd_raw(x.pgd_index(), 0); // p predates both areas
-        t.set_pgd_raw(y.pgd_index(), 0);
+        // p predates both areas.
+        t.set_pgd_raw(x.pgd_index(), 0).map_err(e)?;
+        t.set_pgd_raw(y.pgd_index(), 0).map_err(e)?;
         for va in [x.as_u32(), x.as_u32() + 4096, y.as_u32()] {
             sh4_mm::tlb::flush_page(&Sh4Hw, Page::containing(VirtAddr::new(va)), 0);
         }
