@@ -227,8 +227,6 @@ fn d4_mm_get_does_not_resurrect_an_exited_mm() {
     assert_eq!(mm.mm_get(p), Err(MmError::Exited));
     assert_eq!(mm.refcounts(p).unwrap(), (0, 1));
     // The borrower's switch-out works and frees p.
-    let mut boot = TaskMm::boot();
-    boot.active_mm = None;
     mm.switch_mm(INIT_MM).unwrap();
     let q = mm.mm_create().unwrap();
     let mut b = TaskMm::user(q);
