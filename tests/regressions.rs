@@ -409,7 +409,7 @@ fn d13_fixmap_map_with_an_interrupt_on_every_step() {
         let ops = sys.model.ops() - ops0;
         let main = sys.machine(&mm).read_u32(va);
         let dups = sys.model.multi_hits() + sys.model.latent_duplicates();
-        let irq = seen.borrow().clone();
+        let irq = *seen.borrow();
         (ops, main, dups, irq, sys.model.irq_pending())
     };
     let (n, main, dups, _, _) = run(None);
