@@ -59,6 +59,9 @@ impl<H: MmuHw, M: PhysAccess, A: FrameAllocator> MemoryManager<H, M, A> {
     /// one would hand stale data to the next mapping of the same colour.
     /// Linux/SH does the same in `flush_cache_vunmap`.
     pub(crate) fn purge_kernel_range(&self, start: Page, count: u32) {
+        if mutation::enabled(Mutation::UnmapNoCachePurge) {
+            return;
+        }
         let mut run: Option<(u32, u32)> = None; // (first va, pages)
         let hw = &self.hw;
         let flush = |r: Option<(u32, u32)>| {
@@ -89,6 +92,9 @@ impl<H: MmuHw, M: PhysAccess, A: FrameAllocator> MemoryManager<H, M, A> {
     /// by VA\[13:5\] and tagged by the physical address). Linux/SH's
     /// `flush_cache_page` uses kmap_coherent for another mm's page the same way.
     pub(crate) fn purge_user_range(&self, pgd: Frame, start: Page, count: u32) {
+        if mutation::enabled(Mutation::UnmapNoCachePurge) {
+            return;
+        }
         PageTable::new(&self.mem, pgd).for_each_present(start, count, |page, pte| {
             if pte.cache_attr() != CacheAttr::Uncached {
                 self.purge_frame_at_colour(pte.frame(), page.start().colour());

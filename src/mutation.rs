@@ -20,6 +20,11 @@ pub enum Mutation {
     KmapIgnoresColour = 1 << 5,
     /// `tlb::load` does not invalidate a possible match before LDTLB.
     TlbLoadNoInvalidate = 1 << 6,
+    /// Unmapping a cached mapping leaves its operand-cache lines behind.
+    UnmapNoCachePurge = 1 << 7,
+    /// A flush for another address space puts its ASID only in the data
+    /// word of the associative write (QEMU's reading), not in PTEH.
+    InactiveFlushDataAsid = 1 << 8,
 }
 
 #[cfg(feature = "mutations")]

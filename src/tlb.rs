@@ -67,7 +67,7 @@ fn flush_page_current<H: MmuHw + ?Sized>(hw: &H, page: Page, asid: u8) {
 pub fn flush_page<H: MmuHw + ?Sized>(hw: &H, page: Page, asid: u8) {
     let _irq = IrqGuard::new(hw);
     let saved = hw.pteh();
-    if saved & 0xFF == asid as u32 {
+    if saved & 0xFF == asid as u32 || mutation::enabled(Mutation::InactiveFlushDataAsid) {
         flush_page_current(hw, page, asid);
     } else {
         hw.set_pteh((saved & !0xFF) | asid as u32);

@@ -214,6 +214,10 @@ impl Sh4Model {
     pub fn schedule_irq(&self, at: u64, handler: impl FnOnce(&Sh4Model) + 'static) {
         *self.irq.borrow_mut() = Some((at, Box::new(handler)));
     }
+    /// Drops a scheduled interrupt that has not been delivered.
+    pub fn cancel_irq(&self) {
+        *self.irq.borrow_mut() = None;
+    }
     /// Whether a scheduled interrupt has not been delivered yet.
     pub fn irq_pending(&self) -> bool {
         self.irq.borrow().is_some()
