@@ -39,6 +39,11 @@ pub enum MmError {
     /// The operation is not allowed in the current state (e.g. destroying the
     /// active mm, or a slot that is in use).
     Busy,
+    /// The operation may not run in interrupt context (see
+    /// [`crate::irqlock`] for what an interrupt handler may call), or an
+    /// interrupt-safe lock was already held by the interrupted code, or the
+    /// deferred-free queue was full.
+    InInterrupt,
 }
 
 impl fmt::Display for MmError {
@@ -58,6 +63,7 @@ impl fmt::Display for MmError {
                 "cache attribute conflict at {phys}: requested {requested:?}, live mapping is {existing:?}"
             ),
             MmError::Busy => write!(f, "busy"),
+            MmError::InInterrupt => write!(f, "not allowed in interrupt context"),
         }
     }
 }

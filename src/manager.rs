@@ -25,6 +25,11 @@ use alloc::vec::Vec;
 /// `H` drives the MMU, `M` reaches physical memory, `A` is the OS's frame
 /// allocator. All methods that remove or weaken a translation flush the TLB
 /// before they return.
+///
+/// Which methods an interrupt handler may call (as in Linux:
+/// `dma_alloc_coherent` yes, `vfree`/`dma_free_coherent` queued, `vmalloc`
+/// and mm setup/teardown no, [`MmError::InInterrupt`]) is listed in
+/// [`crate::irqlock`]; share the manager through an [`crate::irqlock::IrqLock`].
 pub struct MemoryManager<H: MmuHw, M: PhysAccess, A: FrameAllocator> {
     pub(crate) hw: H,
     pub(crate) mem: M,
@@ -38,6 +43,7 @@ pub struct MemoryManager<H: MmuHw, M: PhysAccess, A: FrameAllocator> {
     pub(crate) consistent: RangeAllocator<(Frame, u32)>,
     pub(crate) fixmap_used: Bits<{ (FIXMAP_SLOTS / 32) as usize }>,
     pub(crate) memtypes: MemTypes,
+    pub(crate) deferred: crate::irqlock::DeferredFrees,
 }
 
 impl<H: MmuHw, M: PhysAccess, A: FrameAllocator> MemoryManager<H, M, A> {
@@ -62,6 +68,7 @@ impl<H: MmuHw, M: PhysAccess, A: FrameAllocator> MemoryManager<H, M, A> {
             consistent: RangeAllocator::new(CONSISTENT_START >> 12, CONSISTENT_END >> 12, 1),
             fixmap_used: Bits::new(),
             memtypes: MemTypes::new(),
+            deferred: crate::irqlock::DeferredFrees::new(),
         };
         mm.hw.set_ttb(swapper.start().to_p1().as_u32());
         mm.hw.set_pteh(0);
@@ -149,6 +156,7 @@ impl<H: MmuHw, M: PhysAccess, A: FrameAllocator> MemoryManager<H, M, A> {
     /// copied from `swapper_pg_dir` (the PTE pages are shared, not copied).
     /// `users = count = 1`.
     pub fn mm_create(&mut self) -> MmResult<MmId> {
+        self.task_context()?;
         if self.free_slots.is_empty() {
             self.mms.try_reserve(1).map_err(|_| MmError::OutOfFrames)?;
         }
@@ -195,6 +203,7 @@ impl<H: MmuHw, M: PhysAccess, A: FrameAllocator> MemoryManager<H, M, A> {
     /// the OS can release the frame), its PTE pages are freed, its TLB entries
     /// are retired, and the users' reference to the structure is dropped.
     pub fn mm_put(&mut self, id: MmId, on_user_page: impl FnMut(Page, Pte)) -> MmResult<()> {
+        self.task_context()?;
         if id == INIT_MM {
             return Err(MmError::BadHandle);
         }
@@ -227,6 +236,7 @@ impl<H: MmuHw, M: PhysAccess, A: FrameAllocator> MemoryManager<H, M, A> {
     /// an mm cannot reach zero while it is active (it returns
     /// [`MmError::Busy`] instead, and nothing changes).
     pub fn mm_drop(&mut self, id: MmId) -> MmResult<()> {
+        self.task_context()?;
         if id == INIT_MM {
             return Err(MmError::BadHandle);
         }
@@ -286,6 +296,7 @@ impl<H: MmuHw, M: PhysAccess, A: FrameAllocator> MemoryManager<H, M, A> {
     /// the TLB on ASID rollover). Interrupts are masked meanwhile so TTB and
     /// the ASID never disagree when a TLB miss is taken.
     pub fn switch_mm(&mut self, next: MmId) -> MmResult<()> {
+        self.task_context()?;
         let pgd = self.data(next)?.pgd;
         let saved = self.hw.irq_save();
         self.hw.set_ttb(pgd.start().to_p1().as_u32());
@@ -302,6 +313,7 @@ impl<H: MmuHw, M: PhysAccess, A: FrameAllocator> MemoryManager<H, M, A> {
     /// grabs it; a user task switches to its own mm. A kernel thread being
     /// switched out returns what it borrowed.
     pub fn context_switch(&mut self, prev: &mut TaskMm, next: &mut TaskMm) -> MmResult<()> {
+        self.task_context()?;
         let prev_active = prev.active_mm.ok_or(MmError::BadHandle)?;
         match next.mm {
             None => {
@@ -333,6 +345,7 @@ impl<H: MmuHw, M: PhysAccess, A: FrameAllocator> MemoryManager<H, M, A> {
     /// The current task gives up its mm (exit/exec): it keeps running on it
     /// lazily, like a kernel thread, until it is switched out.
     pub fn exit_mm(&mut self, task: &mut TaskMm, on_user_page: impl FnMut(Page, Pte)) -> MmResult<()> {
+        self.task_context()?;
         let mm = task.mm.ok_or(MmError::BadHandle)?;
         self.mm_grab(mm)?;
         task.mm = None;
@@ -365,6 +378,7 @@ impl<H: MmuHw, M: PhysAccess, A: FrameAllocator> MemoryManager<H, M, A> {
         prot: Prot,
         attr: CacheAttr,
     ) -> MmResult<()> {
+        self.task_context()?;
         Self::user_range(start, count)?;
         first.offset(count - 1).ok_or(MmError::Overflow)?;
         let pgd = self.data(mm)?.pgd;
@@ -439,6 +453,7 @@ impl<H: MmuHw, M: PhysAccess, A: FrameAllocator> MemoryManager<H, M, A> {
         count: u32,
         on_unmap: impl FnMut(Page, Pte),
     ) -> MmResult<u32> {
+        self.task_context()?;
         Self::user_range(start, count)?;
         let pgd = self.data(mm)?.pgd;
         let mut on_unmap = on_unmap;
@@ -453,6 +468,7 @@ impl<H: MmuHw, M: PhysAccess, A: FrameAllocator> MemoryManager<H, M, A> {
 
     /// Changes the protection of present user pages and flushes them.
     pub fn protect_user(&mut self, mm: MmId, start: Page, count: u32, prot: Prot) -> MmResult<u32> {
+        self.task_context()?;
         Self::user_range(start, count)?;
         let pgd = self.data(mm)?.pgd;
         let n = PageTable::new(&self.mem, pgd).update(start, count, |p| {
