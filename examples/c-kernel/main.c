@@ -100,6 +100,17 @@ void sh4mm_exception(uint32_t kind, struct frame *f, uint32_t code, uint32_t tea
 	exit_(1);
 }
 
+/* The library's fatal-error hook: a bug inside it (a Rust panic) ends here
+ * with the message. */
+static void os_panic(const char *msg, size_t len)
+{
+	puts_("KERNEL PANIC: ");
+	for (size_t i = 0; i < len; i++)
+		putc_(msg[i]);
+	puts_("\n");
+	exit_(1);
+}
+
 /* ---- tests ---- */
 static int passed, failed;
 
@@ -116,7 +127,7 @@ static void check(const char *name, int ok)
 
 void kmain(void)
 {
-	static const struct Sh4mmOs os = { alloc_frames, free_frames };
+	static const struct Sh4mmOs os = { alloc_frames, free_frames, os_panic };
 	uint32_t va, pa, va2;
 	uint64_t mm;
 
