@@ -41,8 +41,7 @@ pub enum MmError {
     Busy,
     /// The operation may not run in interrupt context (see
     /// [`crate::irqlock`] for what an interrupt handler may call), or an
-    /// interrupt-safe lock was already held by the interrupted code, or the
-    /// deferred-free queue was full.
+    /// interrupt-safe lock was already held by the interrupted code.
     InInterrupt,
 }
 

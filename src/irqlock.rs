@@ -28,7 +28,7 @@
 //! | operation | in an interrupt handler |
 //! |---|---|
 //! | `dma_alloc_coherent` | allowed (bounded: its frames are zeroed) |
-//! | `dma_free_coherent`, `vfree` | queued (checked at once, done at the next task-context call, or [`MemoryManager::run_deferred`]) |
+//! | `dma_free_coherent`, `vfree` | queued (checked at once, done at the next task-context call, or [`MemoryManager::run_deferred`]); with [`DEFERRED_MAX`] queued already, done at once |
 //! | TLB-exception path (`fault::handle_tlb_exception`) | allowed (takes no lock) |
 //! | `translate`, `mm_get`, `mm_grab`, `copy_user_page`, `clear_user_page`, fixmap / io-mapping map and unmap | allowed |
 //! | `vmalloc`, `ioremap`, `iounmap`, `mm_create`, `mm_put`, `mm_drop`, `exit_mm`, `switch_mm`, `context_switch`, `map_user`, `unmap_user`, `protect_user` | [`MmError::InInterrupt`] |
@@ -230,15 +230,17 @@ enum Deferred {
 #[derive(Debug)]
 pub(crate) struct DeferredFrees {
     items: [Option<Deferred>; DEFERRED_MAX],
+    /// Entries in use (every operation's entry check reads only this).
+    len: usize,
 }
 
 impl DeferredFrees {
     pub(crate) const fn new() -> Self {
-        DeferredFrees {
-            items: [None; DEFERRED_MAX],
-        }
+        DeferredFrees { items: [None; DEFERRED_MAX], len: 0 }
     }
 }
+
+struct QueueFull;
 
 /// Which free an interrupt handler may queue.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -269,18 +271,23 @@ impl<H: MmuHw, M: PhysAccess, A: FrameAllocator> MemoryManager<H, M, A> {
 
     /// Entry of `vfree` / `dma_free_coherent`: in an interrupt handler the
     /// free is checked and queued (`Some(result)`); in task context the
-    /// queue is run and `None` says "free it now".
+    /// queue is run and `None` says "free it now". With the queue full, an
+    /// interrupt handler frees at once too (a longer masked section rather
+    /// than a leak or an error the handler could only leak on).
     pub(crate) fn defer_free(&mut self, kind: FreeKind, va: VirtAddr) -> Option<MmResult<()>> {
         if !self.hw.in_interrupt() {
             self.run_deferred();
             return None;
         }
-        Some(self.queue_free(kind, va))
+        match self.queue_free(kind, va) {
+            Err(QueueFull) => None,
+            Ok(r) => Some(r),
+        }
     }
 
-    fn queue_free(&mut self, kind: FreeKind, va: VirtAddr) -> MmResult<()> {
+    fn queue_free(&mut self, kind: FreeKind, va: VirtAddr) -> Result<MmResult<()>, QueueFull> {
         if !va.is_page_aligned() {
-            return Err(MmError::Unaligned);
+            return Ok(Err(MmError::Unaligned));
         }
         let key = va.as_u32() >> 12;
         let (item, live) = match kind {
@@ -292,11 +299,12 @@ impl<H: MmuHw, M: PhysAccess, A: FrameAllocator> MemoryManager<H, M, A> {
         };
         let q = &mut self.deferred.items;
         if !live || q.contains(&Some(item)) {
-            return Err(MmError::BadHandle);
+            return Ok(Err(MmError::BadHandle));
         }
-        let slot = q.iter_mut().find(|s| s.is_none()).ok_or(MmError::InInterrupt)?;
+        let slot = q.iter_mut().find(|s| s.is_none()).ok_or(QueueFull)?;
         *slot = Some(item);
-        Ok(())
+        self.deferred.len += 1;
+        Ok(Ok(()))
     }
 
     /// Does the frees queued by interrupt handlers; returns how many. Task
@@ -304,10 +312,11 @@ impl<H: MmuHw, M: PhysAccess, A: FrameAllocator> MemoryManager<H, M, A> {
     /// task-context operation calls it on entry; an OS may also call it from
     /// its idle loop.
     pub fn run_deferred(&mut self) -> usize {
-        if self.hw.in_interrupt() || self.deferred.items.iter().all(Option::is_none) {
+        if self.deferred.len == 0 || self.hw.in_interrupt() {
             return 0;
         }
         let items = core::mem::replace(&mut self.deferred.items, [None; DEFERRED_MAX]);
+        self.deferred.len = 0;
         let mut done = 0;
         for item in items.into_iter().flatten() {
             // Checked when queued, and nothing else frees in between
@@ -323,7 +332,7 @@ impl<H: MmuHw, M: PhysAccess, A: FrameAllocator> MemoryManager<H, M, A> {
 
     /// Frees queued by interrupt handlers and not done yet.
     pub fn deferred_frees(&self) -> usize {
-        self.deferred.items.iter().filter(|s| s.is_some()).count()
+        self.deferred.len
     }
 }
 

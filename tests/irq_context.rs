@@ -470,6 +470,33 @@ fn a_lock_that_does_not_mask_would_deadlock() {
 }
 
 #[test]
+fn a_full_queue_frees_at_once() {
+    let w = World::<&'static Sh4Model>::new();
+    let n = sh4_mm::irqlock::DEFERRED_MAX + 2;
+    let bufs: Vec<VirtAddr> = (0..n).map(|_| lock(&w).dma_alloc_coherent(4096).unwrap().va).collect();
+    let mm = w.mm.clone();
+    let seen = Rc::new(RefCell::new(Vec::new()));
+    let s = seen.clone();
+    w.hw.schedule_irq(w.hw.ops(), move |_hw| {
+        let mut g = mm.lock().unwrap();
+        for b in bufs {
+            let r = g.dma_free_coherent(b);
+            s.borrow_mut().push((r, g.deferred_frees(), g.dma_buffers()));
+        }
+    });
+    w.hw.set_imask(0);
+    let r = seen.borrow().clone();
+    let max = sh4_mm::irqlock::DEFERRED_MAX;
+    assert_eq!(r.len(), n);
+    assert!(r.iter().all(|(res, _, _)| res.is_ok()), "{r:?}");
+    assert_eq!(r[max - 1].1, max, "the first {max} are queued");
+    assert_eq!((r[max].1, r[max].2), (max, n - 1), "then freed at once");
+    assert_eq!((r[max + 1].1, r[max + 1].2), (max, n - 2));
+    assert_eq!(lock(&w).run_deferred(), max);
+    assert_eq!(lock(&w).dma_buffers(), 0, "all freed");
+}
+
+#[test]
 fn task_context_ops_refused_in_interrupt_and_frees_queued() {
     let w = World::<&'static Sh4Model>::new();
     let (v, b, p) = {
