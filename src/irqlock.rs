@@ -22,7 +22,7 @@
 //!
 //! The SH-4 has no "in interrupt" state, so the OS's interrupt entry counts
 //! nesting with [`irq_enter`] / [`irq_exit`] (or an [`InterruptScope`]) and
-//! [`MmuHw::in_interrupt`](crate::MmuHw::in_interrupt) reads it
+//! [`MmuHw::in_interrupt`] reads it
 //! (the model counts the interrupts it delivers). As in Linux:
 //!
 //! | operation | in an interrupt handler |
@@ -182,7 +182,7 @@ static IRQ_DEPTH: AtomicU32 = AtomicU32::new(0);
 
 /// The OS's interrupt entry calls this before its handlers run (nesting
 /// allowed). [`crate::sh4::Sh4Hw`] then reports
-/// [`MmuHw::in_interrupt`](crate::MmuHw::in_interrupt) until the matching
+/// [`MmuHw::in_interrupt`] until the matching
 /// [`irq_exit`].
 pub fn irq_enter() {
     IRQ_DEPTH.fetch_add(1, Ordering::Relaxed);
@@ -279,10 +279,8 @@ impl<H: MmuHw, M: PhysAccess, A: FrameAllocator> MemoryManager<H, M, A> {
             self.run_deferred();
             return None;
         }
-        match self.queue_free(kind, va) {
-            Err(QueueFull) => None,
-            Ok(r) => Some(r),
-        }
+        // Err(QueueFull): free it now.
+        self.queue_free(kind, va).ok()
     }
 
     fn queue_free(&mut self, kind: FreeKind, va: VirtAddr) -> Result<MmResult<()>, QueueFull> {
