@@ -193,6 +193,7 @@ fn sweep(op: &Op) -> Result<Stats, String> {
         max_k: 0,
     };
     let mut k = 1;
+    let mut fine = false;
     loop {
         let mut s = (op.prep)()?;
         OP_DONE.store(false, Ordering::Relaxed);
@@ -233,10 +234,18 @@ fn sweep(op: &Op) -> Result<Stats, String> {
             st.max_k = k;
         }
         st.placements += 1;
-        if LATE.load(Ordering::Relaxed) {
+        // Every instruction (2 ticks) near both ends, where the unmasked
+        // stretches are; `op.step` across the masked middle. The first late
+        // placement after a coarse step goes back and redoes the tail finely.
+        let late = LATE.load(Ordering::Relaxed);
+        if late && (fine || k <= op.step) {
             break;
         }
-        k += op.step;
+        if late {
+            fine = true;
+            k -= op.step;
+        }
+        k += if fine || k < 256 { 2 } else { op.step };
         if k > 200_000 {
             return Err(alloc::format!("{}: never ends", op.name));
         }
