@@ -58,5 +58,12 @@ for case in "panic 101" "oops 102" "fail 1" "reset 125" "hang 124" "multihit 126
     fi
 done
 
-echo "test: $(( ${hp:-0} + tp + sp )) passed, $(( ${hf:-0} + tf + sf )) failed"
-[ "$host_rc" = 0 ] && [ "$target_rc" = 0 ] && [ "$sf" = 0 ]
+# Atomics must be interrupt-safe: an SH-4 build without
+# -matomic-model=soft-imask,strict / -mno-usermode must be refused.
+echo "== target: the build refuses SH-4 builds without the atomics flags"
+bash scripts/atomics-flags-test.sh | tee "$log/flags.txt"
+fp=$(grep -c '^flags .* ok$' "$log/flags.txt"); ff=$(grep -c '^flags .* FAILED' "$log/flags.txt")
+[ "$fp" -gt 0 ] || ff=$((ff + 1))
+
+echo "test: $(( ${hp:-0} + tp + sp + fp )) passed, $(( ${hf:-0} + tf + sf + ff )) failed"
+[ "$host_rc" = 0 ] && [ "$target_rc" = 0 ] && [ "$sf" = 0 ] && [ "$ff" = 0 ]

@@ -27,6 +27,7 @@ impl<H: MmuHw, M: PhysAccess, A: FrameAllocator> MemoryManager<H, M, A> {
     /// Allocates a zeroed, physically contiguous buffer of `size` bytes
     /// (rounded up to pages), mapped uncached in the consistent window.
     pub fn dma_alloc_coherent(&mut self, size: usize) -> MmResult<DmaBuffer> {
+        self.any_context();
         let pages = pages_for(size)?;
         let first = self.alloc.alloc(pages).ok_or(MmError::OutOfFrames)?;
         if let Err(e) = self.memtypes.reserve(first.pfn(), pages, CacheAttr::Uncached) {
@@ -59,6 +60,7 @@ impl<H: MmuHw, M: PhysAccess, A: FrameAllocator> MemoryManager<H, M, A> {
     /// Frees a buffer from [`Self::dma_alloc_coherent`]: unmap, TLB flush,
     /// then the frames and the range are released.
     pub fn dma_free_coherent(&mut self, va: VirtAddr) -> MmResult<()> {
+        if let Some(queued) = self.defer_free(crate::irqlock::FreeKind::DmaFree, va) { return queued; }
         if !va.is_page_aligned() {
             return Err(MmError::Unaligned);
         }

@@ -42,6 +42,10 @@ pub enum MmError {
     /// The address space has no users left (its tasks exited, `mm_put` tore
     /// its user mappings down); it lives on only while borrowed.
     Exited,
+    /// The operation may not run in interrupt context (see
+    /// [`crate::irqlock`] for what an interrupt handler may call), or an
+    /// interrupt-safe lock was already held by the interrupted code.
+    InInterrupt,
 }
 
 impl fmt::Display for MmError {
@@ -62,6 +66,7 @@ impl fmt::Display for MmError {
             ),
             MmError::Busy => write!(f, "busy"),
             MmError::Exited => write!(f, "address space has exited (no users left)"),
+            MmError::InInterrupt => write!(f, "not allowed in interrupt context"),
         }
     }
 }

@@ -118,6 +118,14 @@ pub trait MmuHw {
     fn irq_save(&self) -> u32;
     /// Restores SR.IMASK to a value returned by [`MmuHw::irq_save`].
     fn irq_restore(&self, saved: u32);
+    /// Whether the CPU is running an interrupt handler. The SH-4 keeps no
+    /// such state (SR.IMASK is also raised by ordinary masked sections), so
+    /// it is a nesting count the OS's interrupt entry maintains
+    /// ([`crate::irqlock::irq_enter`]); the model counts the interrupts it
+    /// delivers. The default says "never", for hardware without interrupts.
+    fn in_interrupt(&self) -> bool {
+        false
+    }
 }
 
 impl<T: MmuHw + ?Sized> MmuHw for &T {
@@ -167,6 +175,9 @@ impl<T: MmuHw + ?Sized> MmuHw for &T {
     }
     fn irq_restore(&self, saved: u32) {
         (**self).irq_restore(saved)
+    }
+    fn in_interrupt(&self) -> bool {
+        (**self).in_interrupt()
     }
 }
 

@@ -31,6 +31,7 @@ pub mod fixmap;
 pub mod frame;
 pub mod heap;
 pub mod hw;
+pub mod irqlock;
 pub mod layout;
 pub mod manager;
 pub mod memtype;

@@ -28,6 +28,11 @@ use alloc::vec::Vec;
 /// `H` drives the MMU, `M` reaches physical memory, `A` is the OS's frame
 /// allocator. All methods that remove or weaken a translation flush the TLB
 /// before they return.
+///
+/// Which methods an interrupt handler may call (as in Linux:
+/// `dma_alloc_coherent` yes, `vfree`/`dma_free_coherent` queued, `vmalloc`
+/// and mm setup/teardown no, [`MmError::InInterrupt`]) is listed in
+/// [`crate::irqlock`]; share the manager through an [`crate::irqlock::IrqLock`].
 pub struct MemoryManager<H: MmuHw, M: PhysAccess, A: FrameAllocator> {
     pub(crate) hw: H,
     pub(crate) mem: M,
@@ -41,6 +46,7 @@ pub struct MemoryManager<H: MmuHw, M: PhysAccess, A: FrameAllocator> {
     pub(crate) consistent: RangeAllocator<(Frame, u32)>,
     pub(crate) fixmap_used: Bits<{ (FIXMAP_SLOTS / 32) as usize }>,
     pub(crate) memtypes: MemTypes,
+    pub(crate) deferred: crate::irqlock::DeferredFrees,
 }
 
 impl<H: MmuHw, M: PhysAccess, A: FrameAllocator> MemoryManager<H, M, A> {
@@ -75,6 +81,7 @@ impl<H: MmuHw, M: PhysAccess, A: FrameAllocator> MemoryManager<H, M, A> {
             consistent: RangeAllocator::new(CONSISTENT_START >> 12, CONSISTENT_END >> 12, 1),
             fixmap_used: Bits::new(),
             memtypes: MemTypes::new(),
+            deferred: crate::irqlock::DeferredFrees::new(),
         };
         mm.hw.set_ttb(swapper.start().to_p1().as_u32());
         mm.hw.set_pteh(0);
@@ -176,6 +183,7 @@ impl<H: MmuHw, M: PhysAccess, A: FrameAllocator> MemoryManager<H, M, A> {
     /// copied from `swapper_pg_dir` (the PTE pages are shared, not copied).
     /// `users = count = 1`.
     pub fn mm_create(&mut self) -> MmResult<MmId> {
+        self.task_context()?;
         if self.free_slots.is_empty() {
             self.mms.try_reserve(1).map_err(|_| MmError::OutOfFrames)?;
         }
@@ -222,8 +230,11 @@ impl<H: MmuHw, M: PhysAccess, A: FrameAllocator> MemoryManager<H, M, A> {
     }
 
     /// A reference to the structure and first-level table (lazy borrow):
-    /// `count += 1`.
+    /// `count += 1` (not counted for `init_mm`, which is never freed).
     pub fn mm_grab(&mut self, id: MmId) -> MmResult<()> {
+        if id == INIT_MM {
+            return Ok(());
+        }
         let d = self.data_mut(id)?;
         d.count = d.count.checked_add(1).ok_or(MmError::Overflow)?;
         Ok(())
@@ -234,6 +245,7 @@ impl<H: MmuHw, M: PhysAccess, A: FrameAllocator> MemoryManager<H, M, A> {
     /// the OS can release the frame), its PTE pages are freed, its TLB entries
     /// are retired, and the users' reference to the structure is dropped.
     pub fn mm_put(&mut self, id: MmId, on_user_page: impl FnMut(Page, Pte)) -> MmResult<()> {
+        self.task_context()?;
         if id == INIT_MM {
             return Err(MmError::BadHandle);
         }
@@ -267,18 +279,18 @@ impl<H: MmuHw, M: PhysAccess, A: FrameAllocator> MemoryManager<H, M, A> {
 
     /// Drops a structure reference. At zero the first-level table is freed;
     /// an mm cannot reach zero while it is active (it returns
-    /// [`MmError::Busy`] instead, and nothing changes). `init_mm` counts its
-    /// borrowers like any mm (its initial count of 1 is the boot context's,
-    /// [`TaskMm::boot`]) but is never freed.
+    /// [`MmError::Busy`] instead, and nothing changes). `init_mm` is static
+    /// and never freed: its references are not counted (grab and drop are
+    /// both no-ops, so no number of switches can saturate its count).
     ///
     /// # Errors
     /// [`MmError::BadHandle`] for a stale handle or a reference nobody holds;
     /// [`MmError::Busy`] for the last reference of the active mm.
     pub fn mm_drop(&mut self, id: MmId) -> MmResult<()> {
+        self.task_context()?;
         let active = self.active;
         let d = self.data_mut(id)?;
         if id == INIT_MM {
-            d.count = d.count.checked_sub(1).ok_or(MmError::BadHandle)?;
             return Ok(());
         }
         if d.count == 0 {
@@ -335,6 +347,7 @@ impl<H: MmuHw, M: PhysAccess, A: FrameAllocator> MemoryManager<H, M, A> {
     /// the TLB on ASID rollover). Interrupts are masked meanwhile so TTB and
     /// the ASID never disagree when a TLB miss is taken.
     pub fn switch_mm(&mut self, next: MmId) -> MmResult<()> {
+        self.task_context()?;
         let pgd = self.data(next)?.pgd;
         let saved = self.hw.irq_save();
         self.hw.set_ttb(pgd.start().to_p1().as_u32());
@@ -351,6 +364,7 @@ impl<H: MmuHw, M: PhysAccess, A: FrameAllocator> MemoryManager<H, M, A> {
     /// grabs it; a user task switches to its own mm. A kernel thread being
     /// switched out returns what it borrowed.
     pub fn context_switch(&mut self, prev: &mut TaskMm, next: &mut TaskMm) -> MmResult<()> {
+        self.task_context()?;
         let prev_active = prev.active_mm.ok_or(MmError::BadHandle)?;
         match next.mm {
             None => {
@@ -386,6 +400,7 @@ impl<H: MmuHw, M: PhysAccess, A: FrameAllocator> MemoryManager<H, M, A> {
     /// [`MmError::Overflow`] if its count is saturated. On error neither the
     /// task nor any count has changed.
     pub fn exit_mm(&mut self, task: &mut TaskMm, on_user_page: impl FnMut(Page, Pte)) -> MmResult<()> {
+        self.task_context()?;
         let mm = task.mm.ok_or(MmError::BadHandle)?;
         if mm == INIT_MM {
             return Err(MmError::BadHandle);
@@ -434,6 +449,7 @@ impl<H: MmuHw, M: PhysAccess, A: FrameAllocator> MemoryManager<H, M, A> {
         prot: Prot,
         attr: CacheAttr,
     ) -> MmResult<()> {
+        self.task_context()?;
         Self::user_range(start, count)?;
         first.offset(count - 1).ok_or(MmError::Overflow)?;
         let pgd = self.user_pgd(mm)?;
@@ -508,6 +524,7 @@ impl<H: MmuHw, M: PhysAccess, A: FrameAllocator> MemoryManager<H, M, A> {
         count: u32,
         on_unmap: impl FnMut(Page, Pte),
     ) -> MmResult<u32> {
+        self.task_context()?;
         Self::user_range(start, count)?;
         let pgd = self.user_pgd(mm)?;
         // Purge while the translation still exists: the frames go back to
@@ -525,6 +542,7 @@ impl<H: MmuHw, M: PhysAccess, A: FrameAllocator> MemoryManager<H, M, A> {
 
     /// Changes the protection of present user pages and flushes them.
     pub fn protect_user(&mut self, mm: MmId, start: Page, count: u32, prot: Prot) -> MmResult<u32> {
+        self.task_context()?;
         Self::user_range(start, count)?;
         let pgd = self.user_pgd(mm)?;
         // Dirty lines may stay: the mapping (same frame, same colour) stays,

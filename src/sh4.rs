@@ -97,5 +97,8 @@ mod imp {
             // SAFETY: writes back an IMASK from `irq_save`.
             unsafe { sh4mm_irq_restore(saved) }
         }
+        fn in_interrupt(&self) -> bool {
+            crate::irqlock::irq_depth() > 0
+        }
     }
 }

@@ -40,6 +40,7 @@ impl<H: MmuHw, M: PhysAccess, A: FrameAllocator> MemoryManager<H, M, A> {
     /// cached, zeroed kernel memory, followed by an unmapped guard page.
     /// On any failure nothing stays allocated.
     pub fn vmalloc(&mut self, size: usize) -> MmResult<VirtAddr> {
+        self.task_context()?;
         let pages = pages_for(size)?;
         let area = self.vmalloc.alloc(pages, AreaKind::Vmalloc)?;
         let mut frames: Vec<Frame> = Vec::new();
@@ -88,12 +89,14 @@ impl<H: MmuHw, M: PhysAccess, A: FrameAllocator> MemoryManager<H, M, A> {
     /// Frees a `vmalloc` area: unmaps it, flushes the TLB for it (before the
     /// range can be handed out again), then frees the frames and the range.
     pub fn vfree(&mut self, va: VirtAddr) -> MmResult<()> {
+        if let Some(queued) = self.defer_free(crate::irqlock::FreeKind::Vfree, va) { return queued; }
         self.free_vm_area(va, true)
     }
 
     /// Maps `size` bytes of physical range `phys` (page aligned) into the
     /// vmalloc window with cache attribute `attr`.
     pub fn ioremap(&mut self, phys: PhysAddr, size: usize, attr: CacheAttr) -> MmResult<VirtAddr> {
+        self.task_context()?;
         if !phys.is_page_aligned() {
             return Err(MmError::Unaligned);
         }
@@ -123,6 +126,7 @@ impl<H: MmuHw, M: PhysAccess, A: FrameAllocator> MemoryManager<H, M, A> {
 
     /// Unmaps an `ioremap` area and flushes it.
     pub fn iounmap(&mut self, va: VirtAddr) -> MmResult<()> {
+        self.task_context()?;
         self.free_vm_area(va, false)
     }
 

@@ -398,6 +398,9 @@ impl<'s> World<'s> {
     }
 
     fn shadow_drop(&mut self, id: MmId) {
+        if id == INIT_MM {
+            return; // static: its references are not counted
+        }
         let sm = self.mms.get_mut(&key(id)).unwrap();
         sm.count -= 1;
         if sm.count == 0 && id != INIT_MM {
@@ -652,7 +655,9 @@ impl<'s> World<'s> {
         let prev_active = self.expect[prev].active_mm.unwrap();
         match self.expect[next].mm {
             None => {
-                self.mms.get_mut(&key(prev_active)).unwrap().count += 1;
+                if prev_active != INIT_MM {
+                    self.mms.get_mut(&key(prev_active)).unwrap().count += 1;
+                }
                 self.expect[next].active_mm = Some(prev_active);
             }
             Some(m) => self.expect[next].active_mm = Some(m),
@@ -1231,7 +1236,6 @@ impl<'s> World<'s> {
                 Some(id) => (self.mm.mm_get(id), MmError::BadHandle),
                 None => return Ok(Outcome::Done),
             },
-            6 if self.mms[&key(INIT_MM)].count == 0 => (self.mm.mm_drop(INIT_MM), MmError::BadHandle),
             7 => (self.mm.fixmap_free(layout::FIXMAP_SLOTS), MmError::BadHandle),
             8 => (self.mm.fixmap_unmap(u32::MAX).map(|_| ()), MmError::BadHandle),
             _ => (self.mm.map_user(INIT_MM, Page::containing(VirtAddr::new(0x1000)), device(0), 1, Prot::UserRw, CacheAttr::WriteBack), MmError::BadHandle),

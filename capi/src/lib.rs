@@ -4,18 +4,26 @@
 //! [`sh4mm_init`]; everything after that is a call with plain integers and
 //! out-pointers (no structs by value: GCC's SH ABI and rustc disagree on how
 //! those travel). Every function returns 0 or a negative `SH4MM_E_*` code and
-//! never panics on bad input. One memory manager per system, behind a lock
-//! that the TLB-exception entry never takes.
+//! never panics on bad input. One memory manager per system, behind an
+//! interrupt-masking lock (`sh4_mm::irqlock::IrqLock`) that the
+//! TLB-exception entry never takes; interrupt handlers may call what
+//! `sh4_mm::irqlock` allows (`sh4mm_dma_alloc_coherent`; frees are queued)
+//! between `sh4mm_irq_enter` and `sh4mm_irq_exit`. A bug inside the library
+//! (a panic) reaches the OS through its `panic` hook with the message.
+
 #![no_std]
 #![deny(unsafe_op_in_unsafe_fn)]
 #![allow(clippy::missing_safety_doc)]
 
 use sh4_mm::fault::{self, Exception, FaultContext, FaultOutcome};
 use sh4_mm::frame::{FrameAllocator, P1Access};
+use core::ffi::c_char;
+use core::fmt::Write;
 use sh4_mm::heap::KernelHeap;
+use sh4_mm::irqlock::{self, IrqLock};
 use sh4_mm::sh4::Sh4Hw;
 use sh4_mm::*;
-use spin::Mutex;
+use spin::Once;
 
 /// Error codes (negative) returned by every function.
 #[repr(C)]
@@ -49,8 +57,12 @@ pub enum Sh4mmError {
     Busy = -12,
     /// A bad argument (prot / attr value, NULL pointer).
     BadArgument = -13,
+    /// Not allowed in an interrupt handler (between `sh4mm_irq_enter` and
+    /// `sh4mm_irq_exit`), or the library was re-entered from an exception
+    /// taken inside it.
+    InInterrupt = -14,
     /// The address space has no users left (its tasks exited).
-    Exited = -14,
+    Exited = -15,
 }
 
 fn code(e: MmError) -> i32 {
@@ -67,6 +79,7 @@ fn code(e: MmError) -> i32 {
         MmError::AttrConflict { .. } => Sh4mmError::AttrConflict,
         MmError::Busy => Sh4mmError::Busy,
         MmError::Exited => Sh4mmError::Exited,
+        MmError::InInterrupt => Sh4mmError::InInterrupt,
     }) as i32
 }
 
@@ -99,6 +112,10 @@ pub struct Sh4mmOs {
     pub alloc_frames: Option<extern "C" fn(count: u32) -> u32>,
     /// Frees frames from `alloc_frames` (same count).
     pub free_frames: Option<extern "C" fn(pfn: u32, count: u32)>,
+    /// Called if the library hits a bug (a Rust panic) with the message,
+    /// `len` bytes, not NUL-terminated; the library then stops (it loops
+    /// if this returns). May be NULL.
+    pub panic: Option<extern "C" fn(msg: *const c_char, len: usize)>,
 }
 
 struct OsFrames {
@@ -119,25 +136,51 @@ impl FrameAllocator for OsFrames {
 }
 
 type Manager = MemoryManager<Sh4Hw, P1Access, OsFrames>;
-static MM: Mutex<Option<Manager>> = Mutex::new(None);
-static FAULT_CTX: Mutex<Option<FaultContext>> = Mutex::new(None);
+static MM: IrqLock<Option<Manager>, Sh4Hw> = IrqLock::new(Sh4Hw, None);
+/// Set once by `sh4mm_init`; read without a lock by the TLB-exception path.
+static FAULT_CTX: Once<FaultContext> = Once::new();
+static PANIC_HOOK: Once<extern "C" fn(*const c_char, usize)> = Once::new();
 
 #[global_allocator]
 static HEAP: KernelHeap = KernelHeap::empty();
 
+/// The panic message, formatted without the heap (which may be what broke).
+struct MsgBuf {
+    buf: [u8; 256],
+    len: usize,
+}
+
+impl Write for MsgBuf {
+    fn write_str(&mut self, s: &str) -> core::fmt::Result {
+        let n = s.len().min(self.buf.len() - self.len);
+        self.buf[self.len..self.len + n].copy_from_slice(&s.as_bytes()[..n]);
+        self.len += n;
+        Ok(())
+    }
+}
+
 #[panic_handler]
-fn panic(_: &core::panic::PanicInfo) -> ! {
+fn panic(info: &core::panic::PanicInfo) -> ! {
     // Not reachable from bad input (every entry point validates); a panic is
-    // a bug in the library. Stop here rather than corrupt the OS.
+    // a bug in the library (or its heap ran out). Tell the OS why, then stop
+    // here rather than corrupt it.
+    let mut m = MsgBuf { buf: [0; 256], len: 0 };
+    let _ = write!(m, "sh4mm: {info}");
+    if let Some(hook) = PANIC_HOOK.get() {
+        hook(m.buf.as_ptr().cast(), m.len);
+    }
     loop {
         core::hint::spin_loop();
     }
 }
 
 fn with_mm(f: impl FnOnce(&mut Manager) -> Result<i32, MmError>) -> i32 {
-    match MM.lock().as_mut() {
-        None => Sh4mmError::NotInitialised as i32,
-        Some(mm) => f(mm).unwrap_or_else(code),
+    match MM.lock() {
+        Err(_) => Sh4mmError::InInterrupt as i32,
+        Ok(mut g) => match g.as_mut() {
+            None => Sh4mmError::NotInitialised as i32,
+            Some(mm) => f(mm).unwrap_or_else(code),
+        },
     }
 }
 
@@ -184,15 +227,19 @@ pub unsafe extern "C" fn sh4mm_init(os: *const Sh4mmOs, heap: *mut u8, heap_size
     if heap.is_null() || heap_size < 4096 {
         return Sh4mmError::BadArgument as i32;
     }
-    let mut guard = MM.lock();
+    let Ok(mut guard) = MM.lock() else { return Sh4mmError::InInterrupt as i32 };
     if guard.is_some() {
         return Sh4mmError::Busy as i32;
+    }
+    if let Some(hook) = os.panic {
+        PANIC_HOOK.call_once(|| hook);
     }
     // SAFETY: the caller hands over `heap_size` bytes at `heap`; init runs once.
     unsafe { HEAP.init(heap, heap_size as usize) };
     match MemoryManager::new(Sh4Hw, P1Access, OsFrames { alloc, free }) {
         Ok(mm) => {
-            *FAULT_CTX.lock() = Some(mm.fault_context());
+            let ctx = mm.fault_context();
+            FAULT_CTX.call_once(|| ctx);
             *guard = Some(mm);
             0
         }
@@ -216,13 +263,35 @@ pub extern "C" fn sh4mm_enable_mmu() -> i32 {
 /// lock the interrupted code might hold.
 #[no_mangle]
 pub extern "C" fn sh4mm_tlb_exception(expevt: u32, tea: u32, user: i32) -> i32 {
-    let Some(ctx) = FAULT_CTX.try_lock().and_then(|g| *g) else { return SH4MM_FAULT_OOPS };
+    let Some(ctx) = FAULT_CTX.get() else { return SH4MM_FAULT_OOPS };
     let exc = Exception { expevt, tea: VirtAddr::new(tea), user: user != 0 };
-    match fault::handle_tlb_exception(&Sh4Hw, &P1Access, &ctx, &exc) {
+    match fault::handle_tlb_exception(&Sh4Hw, &P1Access, ctx, &exc) {
         FaultOutcome::Retry => SH4MM_FAULT_RETRY,
         FaultOutcome::User(_) => SH4MM_FAULT_USER,
         FaultOutcome::Oops(_) => SH4MM_FAULT_OOPS,
     }
+}
+
+/// The OS's interrupt entry calls this before running interrupt handlers
+/// (nesting allowed): until the matching [`sh4mm_irq_exit`], operations an
+/// interrupt handler may not call return `SH4MM_ERROR_IN_INTERRUPT`, and
+/// `sh4mm_vfree` / `sh4mm_dma_free_coherent` are queued.
+#[no_mangle]
+pub extern "C" fn sh4mm_irq_enter() {
+    irqlock::irq_enter();
+}
+
+/// Ends what [`sh4mm_irq_enter`] began.
+#[no_mangle]
+pub extern "C" fn sh4mm_irq_exit() {
+    irqlock::irq_exit();
+}
+
+/// Does the frees interrupt handlers queued (every task-context call does
+/// them too); returns how many, or a negative error.
+#[no_mangle]
+pub extern "C" fn sh4mm_run_deferred() -> i32 {
+    with_mm(|mm| Ok(mm.run_deferred() as i32))
 }
 
 /// Creates an address space; its handle goes to `*mm_out`.
@@ -362,7 +431,8 @@ pub extern "C" fn sh4mm_strerror(err: i32) -> *const u8 {
         -11 => b"cache attribute conflict\0",
         -12 => b"busy\0",
         -13 => b"bad argument\0",
-        -14 => b"address space exited\0",
+        -14 => b"not allowed in interrupt context\0",
+        -15 => b"address space exited\0",
         _ => b"unknown error\0",
     };
     s.as_ptr()

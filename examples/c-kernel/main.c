@@ -102,6 +102,37 @@ void sh4mm_exception(uint32_t kind, struct frame *f, uint32_t code, uint32_t tea
 
 /* ---- tests ---- */
 static int passed, failed;
+static int expect_panic;
+
+static void check(const char *name, int ok);
+
+static int contains(const char *s, size_t len, const char *w)
+{
+	for (size_t i = 0; i < len; i++) {
+		size_t j = 0;
+		while (w[j] && i + j < len && s[i + j] == w[j])
+			j++;
+		if (!w[j])
+			return 1;
+	}
+	return 0;
+}
+
+/* The library's fatal-error hook: a bug inside it (a Rust panic) or its heap
+ * running out ends here with the message. */
+static void os_panic(const char *msg, size_t len)
+{
+	puts_("sh4mm panic hook: ");
+	for (size_t i = 0; i < len; i++)
+		putc_(msg[i]);
+	puts_("\n");
+	if (expect_panic) {
+		check("library_panic_reaches_the_os", contains(msg, len, "memory allocation"));
+		puts_(failed ? "c-kernel: FAILED\n" : "c-kernel: all good\n");
+		exit_(failed);
+	}
+	exit_(1);
+}
 
 static void check(const char *name, int ok)
 {
@@ -116,12 +147,12 @@ static void check(const char *name, int ok)
 
 void kmain(void)
 {
-	static const struct Sh4mmOs os = { alloc_frames, free_frames };
+	static const struct Sh4mmOs os = { alloc_frames, free_frames, os_panic };
 	uint32_t va, pa, va2;
 	uint64_t mm;
 
 	REG16(0xFFE80008) = 0x0030;
-	puts_("c-kernel: sh4-mm through its C ABI\nrunning 8 tests\n");
+	puts_("c-kernel: sh4-mm through its C ABI\nrunning 9 tests\n");
 	check("init", sh4mm_init(&os, heap, sizeof heap) == 0 && sh4mm_enable_mmu() == 0);
 
 	int ok = sh4mm_vmalloc(3 * 4096, &va) == 0;
@@ -171,6 +202,14 @@ void kmain(void)
 	/* Kernel page tables stay; everything else went back to the OS. */
 	check("frames_returned", live < 8);
 
-	puts_(failed ? "c-kernel: FAILED\n" : "c-kernel: all good\n");
-	exit_(failed);
+	/* Last: exhaust the library's heap (ioremap takes no frames, only
+	 * bookkeeping) until its allocator fails; the Rust panic must reach
+	 * os_panic above with its message, which ends the run. */
+	expect_panic = 1;
+	for (uint32_t i = 0; i < 20000; i++)
+		if (sh4mm_ioremap(0x10000000 + i * 4096, 4096, SH4MM_ATTR_UNCACHED, &va) != 0)
+			break;
+	check("library_panic_reaches_the_os", 0);
+	puts_("c-kernel: FAILED\n");
+	exit_(1);
 }

@@ -69,6 +69,7 @@ pub struct Sh4Model {
     itlb_next: Cell<usize>,
     imask: Cell<u32>,
     bl: Cell<bool>,
+    in_irq: Cell<u32>,
     ops: Cell<u64>,
     irq: RefCell<Option<(u64, IrqHandler)>>,
     multi_hits: Cell<u32>,
@@ -106,6 +107,7 @@ impl Sh4Model {
             itlb_next: Cell::new(0),
             imask: Cell::new(15),
             bl: Cell::new(false),
+            in_irq: Cell::new(0),
             ops: Cell::new(0),
             irq: RefCell::new(None),
             multi_hits: Cell::new(0),
@@ -272,7 +274,9 @@ impl Sh4Model {
         self.log(HwEvent::Interrupt);
         let saved = self.imask.get();
         self.imask.set(15);
+        self.in_irq.set(self.in_irq.get() + 1);
         handler(self);
+        self.in_irq.set(self.in_irq.get() - 1);
         self.imask.set(saved);
     }
 
@@ -591,5 +595,8 @@ impl MmuHw for Sh4Model {
     fn irq_restore(&self, saved: u32) {
         self.imask.set(saved & 15);
         self.tick();
+    }
+    fn in_interrupt(&self) -> bool {
+        self.in_irq.get() > 0
     }
 }

@@ -60,7 +60,7 @@ pub fn run() {
         println!("bench: MMU bring-up failed");
         return;
     }
-    let mut g = MM.lock();
+    let Ok(mut g) = MM.lock() else { return };
     let Some(mm) = g.as_mut() else { return };
     let report = |name: &str, ticks: u32| {
         println!("bench: {name} = {} instructions", cal.insns(ticks.saturating_sub(cal.rust_overhead)));

@@ -98,7 +98,12 @@ extern "C" fn sh4mm_exception(kind: u32, frame: *mut Frame, code: u32, tea: u32)
         // try_lock: the interrupted code may be installing the hook.
         let hook = IRQ_HOOK.try_lock().and_then(|g| *g);
         match hook {
-            Some(h) => return h(code, frame.spc),
+            Some(h) => {
+                // Interrupt context for the MM (Sh4Hw::in_interrupt) while
+                // the handler runs.
+                let _irq = sh4_mm::irqlock::InterruptScope::enter();
+                return h(code, frame.spc);
+            }
             None => {
                 println!("OOPS: unexpected interrupt INTEVT={code:#05x} SPC={:#010x}", frame.spc);
                 crate::qemu::exit(102);

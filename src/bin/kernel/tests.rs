@@ -31,6 +31,7 @@ pub static TESTS: &[(&str, TestFn)] = &[
     ("user_mode_asids_and_faults", user_mode),
     ("initial_page_write_sets_dirty", initial_page_write),
     ("kmap_coherent_copy_user_page", kmap_coherent_copy),
+    ("interrupt_handler_uses_the_mm_during_every_operation", crate::irqsweep::test),
 ];
 
 /// copy_user_page / clear_user_page on the CPU: the slots used have the user
@@ -497,10 +498,12 @@ fn int_arithmetic() -> Result<(), String> {
 
 /// RAM above the kernel image and heap: 0x0d00_0000..0x1000_0000.
 pub type Kmm = MemoryManager<Sh4Hw, P1Access, FailNth<BitmapFrames<384>>>;
-pub static MM: spin::Mutex<Option<Kmm>> = spin::Mutex::new(None);
+/// The kernel's memory manager: interrupt handlers may use it too (the lock
+/// masks interrupts while held and never spins; see `sh4_mm::irqlock`).
+pub static MM: sh4_mm::irqlock::IrqLock<Option<Kmm>, Sh4Hw> = sh4_mm::irqlock::IrqLock::new(Sh4Hw, None);
 
 fn with_mm<R>(f: impl FnOnce(&mut Kmm) -> Result<R, String>) -> Result<R, String> {
-    let mut g = MM.lock();
+    let mut g = MM.lock().map_err(|_| String::from("MM lock held by the interrupted code"))?;
     let mm = g.as_mut().ok_or_else(|| String::from("MMU not brought up"))?;
     f(mm)
 }
@@ -513,7 +516,7 @@ pub fn mmu_bringup() -> Result<(), String> {
     check_eq!(mm.hw().mmucr() & 1, 1, "MMUCR.AT");
     check_eq!(mm.hw().ttb(), mm.swapper_pg_dir().start().to_p1().as_u32(), "TTB = swapper_pg_dir");
     println!("  (console still works with translation on)");
-    *MM.lock() = Some(mm);
+    *MM.lock().map_err(|_| String::from("MM lock held"))? = Some(mm);
     Ok(())
 }
 
