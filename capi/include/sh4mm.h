@@ -122,6 +122,10 @@ typedef enum Sh4mmError {
    taken inside it.
    */
   SH4MM_ERROR_IN_INTERRUPT = -14,
+  /*
+   The address space has no users left (its tasks exited).
+   */
+  SH4MM_ERROR_EXITED = -15,
 } Sh4mmError;
 
 /*

@@ -54,12 +54,61 @@ extern "C" {
     fn sh4mm_irq_restore(imask: u32);
 }
 
-/// Runs the sweep; `ticks` start values 1..=ticks.
+/// Runs the sweep; `ticks` start values 1..=ticks. Whatever happens, the
+/// areas, the interrupt hook, TMU0, the interrupt priority, the active mm and
+/// the frame count are restored before it returns.
 pub fn interrupt_on_every_instruction(mm: &mut Kmm, ticks: u32) -> Result<(u32, usize), String> {
     let e = |e: MmError| alloc::format!("{e}");
+    // Kernel PTE pages are never freed (every mm may hold a copy of their
+    // first-level entries): everything else must come back.
+    let held = |mm: &Kmm| mm.allocator().inner().live() - mm.kernel_pte_pages() as u32;
+    let frames = held(mm);
     let x = mm.vmalloc(2 * 4096).map_err(e)?;
-    let fill = mm.ioremap(PhysAddr::new(0x1000_0000).unwrap(), 4 << 20, CacheAttr::Uncached).map_err(e)?;
-    let y = mm.vmalloc(4096).map_err(e)?;
+    let fill = match mm.ioremap(PhysAddr::new(0x1000_0000).unwrap(), 4 << 20, CacheAttr::Uncached) {
+        Ok(f) => f,
+        Err(err) => {
+            let _ = mm.vfree(x);
+            return Err(e(err));
+        }
+    };
+    let y = match mm.vmalloc(4096) {
+        Ok(y) => y,
+        Err(err) => {
+            let _ = mm.iounmap(fill);
+            let _ = mm.vfree(x);
+            return Err(e(err));
+        }
+    };
+    let mut p_live: Option<MmId> = None;
+    let r = sweep(mm, ticks, x, y, &mut p_live);
+    // Cleanup, pass or fail: nothing of the sweep may outlive it.
+    reg::<u8>(TSTR).write(0);
+    reg::<u16>(IPRA).write(0);
+    *IRQ_HOOK.lock() = None;
+    // SAFETY: masks interrupts again (the sweep may have failed with them on).
+    unsafe { sh4mm_irq_save() };
+    let mut undo: [Result<(), MmError>; 5] = [Ok(()), Ok(()), Ok(()), Ok(()), Ok(())];
+    if mm.active() != INIT_MM {
+        undo[0] = mm.switch_mm(INIT_MM);
+    }
+    if let Some(p) = p_live {
+        undo[1] = mm.mm_put(p, |_, _| {});
+    }
+    undo[2] = mm.vfree(x);
+    undo[3] = mm.vfree(y);
+    undo[4] = mm.iounmap(fill);
+    let r = r?;
+    if let Some(Err(err)) = undo.iter().find(|u| u.is_err()) {
+        return Err(alloc::format!("cleanup failed: {err}"));
+    }
+    if held(mm) != frames {
+        return Err(alloc::format!("frames leaked: {} -> {}", frames, held(mm)));
+    }
+    Ok(r)
+}
+
+fn sweep(mm: &mut Kmm, ticks: u32, x: VirtAddr, y: VirtAddr, p_live: &mut Option<MmId>) -> Result<(u32, usize), String> {
+    let e = |e: MmError| alloc::format!("{e}");
     if x.pgd_index() == y.pgd_index() {
         return Err("x and y must be in different first-level entries".into());
     }
@@ -76,6 +125,7 @@ pub fn interrupt_on_every_instruction(mm: &mut Kmm, ticks: u32) -> Result<(u32, 
     let frames = mm.allocator().inner().live();
     for k in 1..=ticks {
         let p = mm.mm_create().map_err(e)?;
+        *p_live = Some(p);
         let t = PageTable::new(&P1Access, mm.pgd(p).map_err(e)?);
         // p predates both areas.
         t.set_pgd_raw(x.pgd_index(), 0).map_err(e)?;
@@ -124,14 +174,10 @@ pub fn interrupt_on_every_instruction(mm: &mut Kmm, ticks: u32) -> Result<(u32, 
         }
         mm.switch_mm(INIT_MM).map_err(e)?;
         mm.mm_put(p, |_, _| {}).map_err(e)?;
+        *p_live = None;
     }
-    reg::<u16>(IPRA).write(0);
-    *IRQ_HOOK.lock() = None;
     if mm.allocator().inner().live() != frames {
-        return Err(alloc::format!("frames leaked: {} -> {}", frames, mm.allocator().inner().live()));
+        return Err(alloc::format!("frames leaked in the sweep: {} -> {}", frames, mm.allocator().inner().live()));
     }
-    mm.vfree(x).map_err(e)?;
-    mm.vfree(y).map_err(e)?;
-    mm.iounmap(fill).map_err(e)?;
     Ok((ticks, spcs.len()))
 }

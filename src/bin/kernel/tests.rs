@@ -187,9 +187,10 @@ fn initial_page_write() -> Result<(), String> {
     })
 }
 
-/// Maps frame 1 at a fixmap slot (preloading the TLB), reads it, unmaps it —
-/// through `fixmap_unmap` (which flushes) or, with `forget_flush`, straight
-/// in the table as a buggy kernel would — maps frame 2 (preloading again),
+/// Maps frame 1 at a fixmap slot (preloading the TLB), reads it, unmaps it
+/// and maps frame 2 (preloading again) — through `fixmap_unmap`/`fixmap_map`
+/// (which flush, and invalidate before loading) or, with `forget_flush`,
+/// straight in the table and with a bare LDTLB as a buggy kernel would —
 /// makes QEMU drop its own TLB (ASID bounce, so a duplicate is detected) and
 /// reads. Without the flush the UTLB holds two entries for the slot: a
 /// multiple hit, which the flash image reports (exit 126).
@@ -207,11 +208,24 @@ pub fn fixmap_remap_sequence(mm: &mut Kmm, forget_flush: bool) -> Result<u32, St
     let first = unsafe { (va.as_u32() as *const u32).read_volatile() };
     check_eq!(first, 0xF1, "first mapping");
     if forget_flush {
-        PageTable::new(&P1Access, mm.swapper_pg_dir()).unmap(Page::containing(va), 1, |_, _| {});
+        // A buggy kernel: unmaps in the table without the flush, then maps
+        // and preloads with a bare LDTLB, without invalidating first (what
+        // `fixmap_unmap` and `tlb::load` each do).
+        let t = PageTable::new(&P1Access, mm.swapper_pg_dir());
+        t.unmap(Page::containing(va), 1, |_, _| {});
+        let pte = Pte::new(f2, Prot::KernelRw, CacheAttr::WriteBack, PteFlags::SH | PteFlags::D | PteFlags::ACCESSED);
+        t.set(va, pte);
+        let hw = mm.hw();
+        let m = hw.mmucr();
+        let urc = (((m & hw::MMUCR_URC_MASK) >> hw::MMUCR_URC_SHIFT) + 1) % hw::UTLB_ENTRIES;
+        hw.set_mmucr((m & !(hw::MMUCR_URC_MASK | hw::MMUCR_TI)) | (urc << hw::MMUCR_URC_SHIFT));
+        hw.set_pteh(va.as_u32() | (hw.pteh() & 0xFF));
+        hw.set_ptel(pte.ptel());
+        hw.ldtlb();
     } else {
         mm.fixmap_unmap(slot).map_err(e)?;
+        mm.fixmap_map(slot, f2, Prot::KernelRw, CacheAttr::WriteBack).map_err(e)?;
     }
-    mm.fixmap_map(slot, f2, Prot::KernelRw, CacheAttr::WriteBack).map_err(e)?;
     let pteh = mm.hw().pteh();
     mm.hw().set_pteh(pteh ^ 1);
     mm.hw().set_pteh(pteh);
