@@ -65,7 +65,11 @@ vbr_base:
  * touching only P1 and P4). A missing first-level entry or an invalid PTE
  * goes to the Rust slow path. A write to a clean (D=0) page is loaded as is:
  * the write then raises an initial-page-write exception (0x080), which the
- * slow path handles. 24 instructions from the vector to RTE.
+ * slow path handles. PTEH's VPN is cut to the 4 KiB page before LDTLB: the
+ * exception leaves the faulting address's bits 11:10 in it, and QEMU stores
+ * and compares all 22 VPN bits in an associative UTLB write (the manual
+ * compares by page size), so a page-aligned flush would miss such an entry.
+ * 28 instructions from the vector to RTE.
  */
 	.global	sh4mm_tlb_miss_vector
 sh4mm_tlb_miss_vector:
@@ -90,7 +94,11 @@ sh4mm_tlb_miss_vector:
 	bt	.Lslow			/* not valid (empty or PROT_NONE) */
 	mov.l	.Lptel_mask, r4
 	and	r4, r3			/* drop the software bits */
-	mov.l	r3, @(4, r1)		/* PTEL; PTEH already holds VPN|ASID */
+	mov.l	r3, @(4, r1)		/* PTEL */
+	mov.l	@r1, r4			/* PTEH = fault VPN (1 KiB units) | ASID */
+	mov.w	.Lvpn_4k_mask, r5	/* 0xfffff3ff */
+	and	r5, r4
+	mov.l	r4, @r1			/* PTEH = 4 KiB VPN | ASID */
 	ldtlb
 	rte
 	nop
@@ -102,6 +110,7 @@ sh4mm_tlb_miss_vector:
 .Lptel_mask:	.long	0x1ffffdff
 .Lpte_off_mask:	.word	0x0ffc
 .Lv_bit:	.word	0x0100
+.Lvpn_4k_mask:	.word	0xf3ff		/* sign-extended: ~0x00000c00 */
 	.org	vbr_base + 0x600	/* interrupts */
 	bra	exc_common
 	mov	#2, r0

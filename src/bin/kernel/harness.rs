@@ -7,6 +7,12 @@ use alloc::string::String;
 pub type TestFn = fn() -> Result<(), String>;
 
 static EXTRA_FAILURE: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+static EXTRA_LEAK: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+
+/// Selftest: register one test that passes but leaves state behind.
+pub fn leak_one_more() {
+    EXTRA_LEAK.store(true, core::sync::atomic::Ordering::Relaxed);
+}
 
 /// Selftest: register one test that fails.
 pub fn fail_one_more() {
@@ -21,12 +27,21 @@ pub fn run_all() -> (u32, u32) {
     let (mut passed, mut failed) = (0, 0);
     let extra: &[(&str, TestFn)] = if EXTRA_FAILURE.load(core::sync::atomic::Ordering::Relaxed) {
         &[("selftest_deliberate_failure", deliberate_failure)]
+    } else if EXTRA_LEAK.load(core::sync::atomic::Ordering::Relaxed) {
+        &[("selftest_deliberate_leak", crate::tests::leaky)]
     } else {
         &[]
     };
     println!("running {} tests", crate::tests::TESTS.len() + extra.len());
     for (name, f) in crate::tests::TESTS.iter().chain(extra) {
-        let r = f();
+        // Every test leaves the system as it found it, pass or fail (the
+        // MMU bring-up creates the state the others share).
+        let before = crate::tests::system_state();
+        let mut r = f();
+        let after = crate::tests::system_state();
+        if r.is_ok() && before != after && *name != "mmu_bringup" {
+            r = Err(alloc::format!("left the system changed: {before} -> {after}"));
+        }
         match r {
             Ok(()) => {
                 println!("test {name} ... ok");

@@ -16,6 +16,7 @@ mod heap;
 mod inject;
 mod irqsweep;
 mod qemu;
+mod soak;
 mod tests;
 
 /// Called by `boot/start.S` on the boot stack, bank 0, IMASK 15, BL clear.
@@ -77,6 +78,9 @@ fn selftest(cmdline: &[u8]) {
     }
     if has(b"selftest=fail") {
         harness::fail_one_more();
+    }
+    if has(b"selftest=leak") {
+        harness::leak_one_more();
     }
 }
 

@@ -32,7 +32,16 @@ pub static TESTS: &[(&str, TestFn)] = &[
     ("initial_page_write_sets_dirty", initial_page_write),
     ("kmap_coherent_copy_user_page", kmap_coherent_copy),
     ("interrupt_handler_uses_the_mm_during_every_operation", crate::irqsweep::test),
+    ("randomized_soak_with_interrupts", soak),
 ];
+
+/// The randomized soak (soak.rs).
+fn soak() -> Result<(), String> {
+    let (ops, irqs, checks, dma) = crate::soak::run(crate::soak::OPS)?;
+    println!("  ({ops} ops, {irqs} TMU0 interrupts, {checks} checked reads in handlers, {dma} DMA buffers allocated in handlers)");
+    check!(irqs > 1000 && checks > 1000 && dma > 100, "interrupts must land throughout the soak");
+    Ok(())
+}
 
 /// copy_user_page / clear_user_page on the CPU: the slots used have the user
 /// address's colour, the data arrives, the slots' TLB entries are gone
@@ -516,6 +525,45 @@ pub type Kmm = MemoryManager<Sh4Hw, P1Access, FailNth<BitmapFrames<384>>>;
 /// masks interrupts while held and never spins; see `sh4_mm::irqlock`).
 pub static MM: sh4_mm::irqlock::IrqLock<Option<Kmm>, Sh4Hw> = sh4_mm::irqlock::IrqLock::new(Sh4Hw, None);
 
+/// What every test must leave as it found it: frames held (kernel PTE pages
+/// aside: they are never freed), areas, buffers, address spaces, memtype
+/// records, deferred frees, the active mm, SR.IMASK, the interrupt hook and
+/// TMU0's start bit.
+pub fn system_state() -> String {
+    let imask = (unsafe_sr() >> 4) & 0xF;
+    let hook = crate::exc::IRQ_HOOK.try_lock().map(|h| h.is_some());
+    // SAFETY: TMU TSTR, a P4 register read at its width.
+    let tstr = unsafe { (0xFFD8_0004usize as *const u8).read_volatile() };
+    let mm = match MM.lock() {
+        Ok(g) => match g.as_ref() {
+            Some(mm) => alloc::format!(
+                "frames {} areas {} dma {} mms {} memtypes {} deferred {} active {:?}",
+                mm.allocator().inner().live() - mm.kernel_pte_pages() as u32,
+                mm.vm_areas(),
+                mm.dma_buffers(),
+                mm.live_mms(),
+                mm.memtypes().len(),
+                mm.deferred_frees(),
+                mm.active()
+            ),
+            None => String::from("no mm"),
+        },
+        Err(_) => String::from("MM locked"),
+    };
+    alloc::format!("{mm}, IMASK {imask}, irq hook {hook:?}, TSTR {tstr}")
+}
+
+fn unsafe_sr() -> u32 {
+    // SAFETY: reads SR.
+    unsafe { sh4mm_get_sr() }
+}
+
+/// Selftest (`selftest=leak`): a test that passes but leaves a vmalloc area
+/// behind; the harness must fail it.
+pub fn leaky() -> Result<(), String> {
+    with_mm(|mm| mm.vmalloc(4096).map(|_| ()).map_err(|e| alloc::format!("{e}")))
+}
+
 fn with_mm<R>(f: impl FnOnce(&mut Kmm) -> Result<R, String>) -> Result<R, String> {
     let mut g = MM.lock().map_err(|_| String::from("MM lock held by the interrupted code"))?;
     let mm = g.as_mut().ok_or_else(|| String::from("MMU not brought up"))?;
@@ -584,6 +632,44 @@ pub fn utlb_entries_for(vpn: u32) -> u32 {
             a & 0x100 != 0 && a >> 10 == vpn
         })
         .count() as u32
+}
+
+/// The valid UTLB entries for `vpn` (VA >> 10): (index, address word, data word).
+pub fn utlb_dump(vpn: u32) -> Vec<(u32, u32, u32)> {
+    let _masked = sh4_mm::hw::IrqGuard::new(&Sh4Hw);
+    (0..64u32)
+        .filter_map(|i| {
+            // SAFETY: reads UTLB address/data-array words through the P2 helper.
+            let (a, d) = unsafe { (sh4mm_array_read(0xF600_0000 | (i << 8)), sh4mm_array_read(0xF700_0000 | (i << 8))) };
+            (a & 0x100 != 0 && a >> 10 == vpn).then_some((i, a, d))
+        })
+        .collect()
+}
+
+/// Two valid UTLB entries that one access could match (same VPN, and shared
+/// or the same ASID): a latent TLB multiple hit. QEMU only notices one when
+/// its own soft TLB misses, so the suite looks for them itself.
+pub fn utlb_duplicate() -> Option<((u32, u32), (u32, u32))> {
+    let mut e: Vec<(u32, u32)> = Vec::with_capacity(64);
+    // One snapshot: an interrupt in the middle of the scan could move an
+    // entry from a slot already read to one not read yet.
+    let _masked = sh4_mm::hw::IrqGuard::new(&Sh4Hw);
+    for i in 0..64u32 {
+        // SAFETY: reads UTLB address/data-array words through the P2 helper.
+        let (a, d) = unsafe { (sh4mm_array_read(0xF600_0000 | (i << 8)), sh4mm_array_read(0xF700_0000 | (i << 8))) };
+        if a & 0x100 != 0 {
+            e.push((a, d));
+        }
+    }
+    for (i, &(a, d)) in e.iter().enumerate() {
+        for &(b, f) in &e[i + 1..] {
+            let shared = d & 2 != 0 || f & 2 != 0;
+            if a >> 10 == b >> 10 && (shared || a & 0xFF == b & 0xFF) {
+                return Some(((a, d), (b, f)));
+            }
+        }
+    }
+    None
 }
 
 extern "C" {
