@@ -52,7 +52,7 @@ sleep 100000 > "$work/stdin" & feeder=$!
 stdbuf -oL -eL gxemul -q -Q -E landisk "${files[@]}" "0xac800000:$bin" \
     < "$work/stdin" > "$log" 2>&1 &
 gx=$!
-tail -n +1 -f --pid="$gx" "$log" 2>/dev/null &
+tail -s 0.2 -n +1 -f --pid="$gx" "$log" 2>/dev/null &
 viewer=$!
 deadline=$((SECONDS + ${SH4MM_TIMEOUT:-300}))
 rc=""

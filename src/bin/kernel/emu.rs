@@ -40,6 +40,16 @@ pub fn has(word: &[u8]) -> bool {
     cmdline().windows(word.len()).any(|w| w == word)
 }
 
+impl Emu {
+    pub fn name(self) -> &'static str {
+        match self {
+            Emu::Qemu => "qemu",
+            Emu::Gxemul => "gxemul",
+            Emu::Unknown => "hardware (no emu= word)",
+        }
+    }
+}
+
 /// The `emu=` word of the command line.
 pub fn current() -> Emu {
     if has(b"emu=qemu") {

@@ -50,7 +50,7 @@ pub fn run_all() -> (u32, u32) {
         }
     }
     if skipped > 0 {
-        println!("{skipped} skipped on {:?}", crate::emu::current());
+        println!("{skipped} skipped on {}", crate::emu::current().name());
     }
     (passed, failed)
 }
