@@ -42,8 +42,9 @@ printf '%s\0' "$cmdline" > "$work/cmdline.bin"
 files=("0x8c010100:$work/cmdline.bin")
 flash="$(dirname "$bin")/flash.bin"
 [ -f "$flash" ] && files=("0xa0000000:$flash" "${files[@]}")
-# stdin: a pipe that stays open. At EOF (/dev/null) GXemul's console polls
-# the closed descriptor on every check and spends most of the run on it.
+# stdin: a pipe that stays open. At EOF (/dev/null) GXemul's console input
+# check loops on the closed descriptor (select says readable, read gives 0)
+# and the guest makes no progress.
 mkfifo "$work/stdin"
 sleep 100000 > "$work/stdin" & feeder=$!
 # stdout through stdbuf: GXemul's console uses putchar(), fully buffered
