@@ -133,7 +133,10 @@ exc_common:
 	mov.l	@r3, r3
 	/* Kernel stack: keep r15 if we came from privileged mode, otherwise
 	   switch to the kernel stack of the current task. */
-	stc	sgr, r1
+	/* r15 (the interrupted stack pointer, = SGR): nothing from the
+	   vector to here touches r15. Not `stc sgr`: GXemul 0.7.0 does not
+	   implement it (cpu_sh_instr.c has no STC SGR case) and stops. */
+	mov	r15, r1
 	stc	ssr, r4
 	mov.l	.Lmd_bit, r5
 	tst	r5, r4

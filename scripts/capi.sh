@@ -25,12 +25,13 @@ build() {
         "$d"/start.S.o "$d"/mmu.S.o "$d"/main.c.o "$OUT/libsh4mm.a" \
         "$(sh4-linux-gnu-gcc -print-libgcc-file-name)" >&2 || fail "linking the C kernel"
     sh4-linux-gnu-objcopy -O binary "$d/c-kernel" "$d/c-kernel.bin"
-    cp "$OUT/flash.img" "$d/" 2>/dev/null || true
+    cp "$OUT/flash.img" "$OUT/flash.bin" "$d/" 2>/dev/null || true
     echo "$d/c-kernel.bin"
 }
 
 case "${1:-test}" in
     build) build ;;
-    test) bin=$(build) || exit 1; exec bash "$ROOT/scripts/qemu-run.sh" "$bin" ;;
+    # SH4MM_EMU=gxemul: boot on GXemul landisk instead of QEMU r2d.
+    test) bin=$(build) || exit 1; exec bash "$ROOT/scripts/emu-run.sh" "${SH4MM_EMU:-qemu}" "$bin" ;;
     *) fail "usage: $0 build|test" ;;
 esac

@@ -5,6 +5,10 @@
 #   scripts/kernel.sh run          # build, boot, show the console; exit code from the kernel
 #   scripts/kernel.sh test         # same as run, but "ran no test"/timeouts are failures
 #   scripts/kernel.sh example      # build and boot examples/tiny_os
+#   scripts/kernel.sh build-example  # build it only (prints the image path)
+#
+# SH4MM_EMU=gxemul boots on GXemul landisk instead of QEMU r2d (default
+# qemu); both through scripts/emu-run.sh, with the same exit codes.
 #
 # Needs the toolchain from scripts/bootstrap.sh (checked here).
 set -euo pipefail
@@ -25,7 +29,9 @@ build() {
     # 16 MiB flash image for 0xA0000000 (multi-hit/reset vector), see boot/flash.S.
     local fdir; fdir=$(dirname "$elf")
     "$GCC_PREFIX/bin/sh4-linux-gnu-gcc" -c "$ROOT/boot/flash.S" -o "$fdir/flash.o" || fail "flash.S"
-    sh4-linux-gnu-objcopy -O binary -j .text "$fdir/flash.o" "$fdir/flash.img" || fail "flash objcopy"
+    sh4-linux-gnu-objcopy -O binary -j .text "$fdir/flash.o" "$fdir/flash.bin" || fail "flash objcopy"
+    # QEMU's r2d pflash wants the whole 16 MiB; GXemul loads flash.bin as is.
+    cp "$fdir/flash.bin" "$fdir/flash.img"
     truncate -s 16M "$fdir/flash.img"
     echo "$elf.bin"
 }
@@ -35,17 +41,20 @@ example() {
         || fail "cargo build of examples/tiny_os failed"
     local elf="$ROOT/target/sh4-unknown-none/release/examples/tiny_os"
     sh4-linux-gnu-objcopy -O binary "$elf" "$elf.bin" || fail "objcopy failed"
+    cp "$ROOT/target/sh4-unknown-none/release/flash."{bin,img} "$(dirname "$elf")/"
     echo "$elf.bin"
 }
 
+emu=${SH4MM_EMU:-qemu}
 case "${1:-run}" in
     build) build ;;
+    build-example) build > /dev/null; example ;;
     example)
         build > /dev/null
         bin=$(example) || exit 1
-        exec bash "$ROOT/scripts/qemu-run.sh" "$bin" ;;
+        exec bash "$ROOT/scripts/emu-run.sh" "$emu" "$bin" ;;
     run|test)
         bin=$(build) || exit 1
-        exec bash "$ROOT/scripts/qemu-run.sh" "$bin" ;;
-    *) fail "usage: $0 build|run|test" ;;
+        exec bash "$ROOT/scripts/emu-run.sh" "$emu" "$bin" ;;
+    *) fail "usage: $0 build|run|test|example|build-example" ;;
 esac

@@ -7,6 +7,7 @@
 #   n   the kernel's own verdict (0 = all tests passed; 126 = TLB multiple hit,
 #       reported by the flash image at 0xA0000000)
 #   124 timed out (a hang)            125 QEMU ended without the sentinel (reset?)
+# (the same for scripts/gxemul-run.sh; scripts/emu-run.sh picks the emulator).
 # Timeout: $SH4MM_TIMEOUT seconds (default 120). Console copy: $SH4MM_LOG.
 set -uo pipefail
 bin=${1:?usage: qemu-run.sh KERNEL.bin [qemu args]}; shift
@@ -32,24 +33,5 @@ if [ "$rc" = 124 ] || [ "$rc" = 137 ]; then
     echo "qemu-run: FAILED: timed out after ${SH4MM_TIMEOUT:-120}s (kernel hung)" >&2
     exit 124
 fi
-# Tests that never reported count as failed.
-planned=$(sed -n 's/^running \([0-9]*\) tests.*/\1/p' "$log" | head -n 1 | tr -d '\r')
-passed=$(grep -c '^test .* \.\.\. ok' "$log")
-failed=$(grep -c '^test .* \.\.\. FAILED' "$log")
-missing=0
-if [ -n "$planned" ] && [ $((passed + failed)) -lt "$planned" ]; then
-    missing=$((planned - passed - failed))
-fi
-code=$(sed -n 's/.*@@EXIT \([0-9]*\)@@.*/\1/p' "$log" | tail -n 1 | tr -d '\r')
-if [ -n "$planned" ]; then
-    echo "target: $passed passed, $((failed + missing)) failed" | tee -a "$log"
-fi
-if [ -z "$code" ]; then
-    echo "qemu-run: FAILED: QEMU exited ($rc) without @@EXIT@@ (reset, multi-hit or exception with BL=1?); $missing test(s) never ran" >&2
-    exit 125
-fi
-if [ "$missing" -gt 0 ]; then
-    echo "qemu-run: FAILED: $missing test(s) never ran" >&2
-    exit 1
-fi
-exit "$code"
+. "$(dirname "${BASH_SOURCE[0]}")/emu-verdict.sh"
+emu_verdict qemu-run "$log"

@@ -2,7 +2,8 @@
 # The project's test command (README "Test"):
 #   1. scripts/bootstrap.sh   (idempotent; installs/builds the toolchain on a fresh machine)
 #   2. host: clippy, then cargo test (unit, model scenarios, fault injection)
-#   3. target: the demo kernel's test suite under QEMU r2d
+#   3. target: the demo kernel, the C kernel and examples/tiny_os on QEMU r2d
+#      and on GXemul landisk, and each runner's handling of deliberate failures
 # Last line: "test: N passed, M failed" over both; exit non-zero on any failure.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -25,37 +26,51 @@ hf=$(awk '/^test result:/ { for (i = 1; i <= NF; i++) if ($i ~ /^failed/) s += $
 [ "$host_rc" = 0 ] || hf=$(( ${hf:-0} > 0 ? hf : 1 ))
 
 # Target suites: the Rust demo kernel's tests, the C kernel on the C ABI,
-# and the example OS (examples/tiny_os).
-tp=0; tf=0; target_rc=0
-for suite in "kernel test" "capi test" "kernel example"; do
-    set -- $suite
-    echo "== target: $1 $2 under QEMU r2d"
-    SH4MM_LOG="$log/$1-$2.txt" bash "scripts/$1.sh" "$2"
-    rc=$?
-    p=$(sed -n 's/^target: \([0-9]*\) passed, [0-9]* failed/\1/p' "$log/$1-$2.txt" 2>/dev/null | tail -n 1)
-    f=$(sed -n 's/^target: [0-9]* passed, \([0-9]*\) failed/\1/p' "$log/$1-$2.txt" 2>/dev/null | tail -n 1)
-    p=${p:-0}; f=${f:-0}
-    if [ "$rc" != 0 ]; then f=$(( f > 0 ? f : 1 )); target_rc=$rc; fi
-    tp=$((tp + p)); tf=$((tf + f))
+# and the example OS (examples/tiny_os), each on QEMU r2d and on GXemul
+# landisk (scripts/emu-run.sh). A test meaningless on one emulator reports
+# "skipped (why)" there and counts neither as passed nor as failed.
+tp=0; tf=0; ts=0; target_rc=0
+echo "== target: building the demo kernel, examples/tiny_os and the C kernel"
+kbin=$(bash scripts/kernel.sh build) || { echo "test: FAILED: kernel build"; exit 1; }
+ebin=$(bash scripts/kernel.sh build-example) || { echo "test: FAILED: tiny_os build"; exit 1; }
+cbin=$(bash scripts/capi.sh build) || { echo "test: FAILED: C kernel build"; exit 1; }
+for emu in qemu gxemul; do
+    for suite in "kernel:$kbin" "capi:$cbin" "tiny_os:$ebin"; do
+        name=${suite%%:*}; bin=${suite#*:}
+        echo "== target: $name on $emu"
+        t0=$SECONDS
+        SH4MM_LOG="$log/$name-$emu.txt" bash scripts/emu-run.sh "$emu" "$bin"
+        rc=$?
+        line=$(grep '^target: [0-9]* passed, [0-9]* failed' "$log/$name-$emu.txt" 2>/dev/null | tail -n 1)
+        p=$(sed -n 's/^target: \([0-9]*\) passed.*/\1/p' <<<"$line")
+        f=$(sed -n 's/^target: [0-9]* passed, \([0-9]*\) failed.*/\1/p' <<<"$line")
+        k=$(sed -n 's/.* \([0-9]*\) skipped.*/\1/p' <<<"$line")
+        p=${p:-0}; f=${f:-0}; k=${k:-0}
+        if [ "$rc" != 0 ]; then f=$(( f > 0 ? f : 1 )); target_rc=$rc; fi
+        echo "== target: $name on $emu: exit $rc, $p passed, $f failed, $k skipped, $((SECONDS - t0)) s"
+        tp=$((tp + p)); tf=$((tf + f)); ts=$((ts + k))
+    done
 done
 
-# The runner must catch every way a kernel can go wrong: same image, a
+# The runners must catch every way a kernel can go wrong: same image, a
 # command line that makes it fail on purpose, and the exit code we expect.
-echo "== target: the runner catches deliberate failures"
-bin=target/sh4-unknown-none/release/sh4-mm-kernel.bin
 sp=0; sf=0
-for case in "panic 101" "oops 102" "fail 1" "reset 125" "hang 124" "multihit 126"; do
-    set -- $case
-    # Only the hang case gets a short timeout; "fail" runs the whole suite.
-    t=120; [ "$1" = hang ] && t=10
-    SH4MM_TIMEOUT=$t SH4MM_LOG="$log/self-$1.txt" bash scripts/qemu-run.sh "$bin" -append "selftest=$1" \
-        > "$log/self-$1.out" 2>&1
-    rc=$?
-    if [ "$rc" = "$2" ]; then
-        echo "selftest $1 ... ok (exit $rc)"; sp=$((sp + 1))
-    else
-        echo "selftest $1 ... FAILED: exit $rc, expected $2"; tail -n 5 "$log/self-$1.out"; sf=$((sf + 1))
-    fi
+for emu in qemu gxemul; do
+    echo "== target: the $emu runner catches deliberate failures"
+    for case in "panic 101" "oops 102" "fail 1" "leak 1" "reset 125" "hang 124" "multihit 126"; do
+        set -- $case
+        # Only the hang case gets a short timeout; "fail" and "leak" run the
+        # whole suite (plus one failing test).
+        t=120; [ "$1" = hang ] && t=10
+        SH4MM_TIMEOUT=$t SH4MM_LOG="$log/self-$1-$emu.txt" bash scripts/emu-run.sh "$emu" "$kbin" "selftest=$1" \
+            > "$log/self-$1-$emu.out" 2>&1
+        rc=$?
+        if [ "$rc" = "$2" ]; then
+            echo "selftest $1 on $emu ... ok (exit $rc)"; sp=$((sp + 1))
+        else
+            echo "selftest $1 on $emu ... FAILED: exit $rc, expected $2"; tail -n 5 "$log/self-$1-$emu.out"; sf=$((sf + 1))
+        fi
+    done
 done
 
 # Atomics must be interrupt-safe: an SH-4 build without
@@ -65,5 +80,6 @@ bash scripts/atomics-flags-test.sh | tee "$log/flags.txt"
 fp=$(grep -c '^flags .* ok$' "$log/flags.txt"); ff=$(grep -c '^flags .* FAILED' "$log/flags.txt")
 [ "$fp" -gt 0 ] || ff=$((ff + 1))
 
+[ "$ts" = 0 ] || echo "test: $ts skipped (not meaningful on that emulator; each says why above)"
 echo "test: $(( ${hp:-0} + tp + sp + fp )) passed, $(( ${hf:-0} + tf + sf + ff )) failed"
 [ "$host_rc" = 0 ] && [ "$target_rc" = 0 ] && [ "$sf" = 0 ] && [ "$ff" = 0 ]

@@ -9,12 +9,15 @@
 #define REG16(a) (*(volatile uint16_t *)(a))
 #define REG32(a) (*(volatile uint32_t *)(a))
 
+/* Waits for room in the 16-byte TX FIFO (SCFDR2 bits 12:8), not for
+ * SCFSR2.TDFE: GXemul resets SCFSR2 to 0, so a TDFE poll before the first
+ * byte never ends there; the count works on hardware, QEMU and GXemul. */
 static void putc_(char c)
 {
-	while (!(REG16(0xFFE80010) & 0x20))
+	while (((REG16(0xFFE8001C) >> 8) & 0x1F) >= 16)
 		;
 	REG8(0xFFE8000C) = (uint8_t)c;
-	REG16(0xFFE80010) &= ~0x60;
+	REG16(0xFFE80010) &= ~0x60;	/* acknowledge TDFE | TEND */
 }
 
 static void puts_(const char *s)

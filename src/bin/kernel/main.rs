@@ -10,9 +10,11 @@ extern crate alloc;
 #[macro_use]
 mod console;
 mod bench;
+mod emu;
 mod exc;
 mod harness;
 mod heap;
+mod inactive_mm;
 mod inject;
 mod irqsweep;
 mod qemu;
@@ -35,14 +37,9 @@ pub extern "C" fn kmain() -> ! {
     qemu::exit(if failed == 0 { 0 } else { 1 })
 }
 
-/// The kernel command line QEMU's `-append` puts at phys 0x0c010100.
+/// The kernel command line (see `emu::cmdline`).
 fn cmdline() -> &'static [u8] {
-    let p = 0x8C01_0100usize as *const u8;
-    // SAFETY: the boot-params page is RAM QEMU filled before boot; we only
-    // read its 256-byte command-line field, which nothing writes.
-    let all = unsafe { core::slice::from_raw_parts(p, 256) };
-    let len = all.iter().position(|&b| b == 0).unwrap_or(256);
-    &all[..len]
+    emu::cmdline()
 }
 
 extern "C" {
