@@ -95,7 +95,7 @@ impl<H: MmuHw, M: PhysAccess, A: FrameAllocator> MemoryManager<H, M, A> {
         if mutation::enabled(Mutation::UnmapNoCachePurge) {
             return;
         }
-        PageTable::new(&self.mem, pgd).for_each_present(start, count, |page, pte| {
+        PageTable::view(&self.mem, pgd).for_each_present(start, count, |page, pte| {
             if pte.cache_attr() != CacheAttr::Uncached {
                 self.purge_frame_at_colour(pte.frame(), page.start().colour());
             }
@@ -115,13 +115,14 @@ impl<H: MmuHw, M: PhysAccess, A: FrameAllocator> MemoryManager<H, M, A> {
         let _irq = IrqGuard::new(&self.hw);
         debug_assert!(table.get(va).is_some_and(|p| !p.is_present()), "kmap slot busy or fixmap table missing");
         let pte = Pte::new(frame, Prot::KernelRw, CacheAttr::WriteBack, PteFlags::SH | PteFlags::D | PteFlags::ACCESSED);
-        if !table.set(va, pte) {
-            return;
-        }
+        let Ok(mapped) = table.set(va, pte) else { return };
+        // SAFETY: `tlb::load` invalidates the page before it loads it.
+        unsafe { mapped.discard() };
         tlb::load(&self.hw, page, pte);
         self.hw.cache_op(CacheOp::Purge, va.as_u32(), PAGE_SIZE);
-        table.set(va, Pte::NONE);
-        tlb::flush_page(&self.hw, page, 0);
+        if let Ok(unmapped) = table.set(va, Pte::NONE) {
+            unmapped.for_asid(0).flush(&self.hw);
+        }
     }
 
     /// Copies user page `src` to `dst` (copy-on-write, fork) for a page that

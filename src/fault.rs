@@ -15,11 +15,19 @@ use crate::pte::PteFlags;
 use crate::tlb;
 use crate::addr::{Frame, PhysAddr};
 
-/// What the exception path needs to know about the kernel's tables.
+/// What the exception path needs to know about the kernel's tables. Only
+/// [`crate::MemoryManager::fault_context`] makes one: the exception path
+/// writes the tables it names.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FaultContext {
+    pub(crate) swapper: Frame,
+}
+
+impl FaultContext {
     /// `swapper_pg_dir`.
-    pub swapper: Frame,
+    pub fn swapper(&self) -> Frame {
+        self.swapper
+    }
 }
 
 /// One TLB-related exception as the CPU reported it.
@@ -81,7 +89,7 @@ fn active_pgd<H: MmuHw + ?Sized>(hw: &H) -> Option<Frame> {
 /// page is dirty, load it and return `true`. Otherwise the slow path runs.
 pub fn fast_path<H: MmuHw + ?Sized, M: PhysAccess + ?Sized>(hw: &H, mem: &M, va: VirtAddr, write: bool) -> bool {
     let Some(pgd) = active_pgd(hw) else { return false };
-    let Some(pte) = PageTable::new(mem, pgd).get(va) else { return false };
+    let Some(pte) = PageTable::view(mem, pgd).get(va) else { return false };
     if !pte.is_valid() || (write && !pte.flags().contains(PteFlags::D)) {
         return false;
     }
@@ -102,14 +110,23 @@ fn vmalloc_fault<M: PhysAccess + ?Sized>(mem: &M, active: Frame, swapper: Frame,
         return false;
     }
     let idx = va.pgd_index();
-    let (act, reference) = (PageTable::new(mem, active), PageTable::new(mem, swapper));
+    let (act, reference) = (PageTable::view(mem, active), PageTable::view(mem, swapper));
     if act.pgd_raw(idx) != 0 {
         return true; // somebody (a nested fault) already copied it
     }
     match reference.pgd_raw(idx) {
         0 => false,
         // idx = VA[31:22] < ENTRIES, so the write cannot be refused.
-        raw => act.set_pgd_raw(idx, raw).is_ok(),
+        raw => match act.set_pgd_raw(idx, raw) {
+            Ok(p) => {
+                // SAFETY: the entry was empty: no translation went through
+                // it, so the TLB holds none (kernel entries are never cleared
+                // once copied).
+                unsafe { p.discard() };
+                true
+            }
+            Err(_) => false,
+        },
     }
 }
 
@@ -158,7 +175,7 @@ pub fn handle_tlb_exception<H: MmuHw + ?Sized, M: PhysAccess + ?Sized>(
     // lands interrupts only on MMU operations, so it cannot show this
     // window). The duplicate-entry protection is `tlb::load`'s own.
     let _irq = IrqGuard::new(hw);
-    let table = PageTable::new(mem, active);
+    let table = PageTable::view(mem, active);
     if va.as_u32() >= P3_START && va.as_u32() < P3_END && table.pgd_raw(va.pgd_index()) == 0
         && !vmalloc_fault(mem, active, ctx.swapper, va)
     {
@@ -178,7 +195,11 @@ pub fn handle_tlb_exception<H: MmuHw + ?Sized, M: PhysAccess + ?Sized>(
         new = new.with(PteFlags::D);
     }
     if new != pte {
-        table.set(va, new);
+        if let Ok(p) = table.set(va, new) {
+            // SAFETY: `tlb::load` below invalidates this page (under the
+            // current ASID, the one it was loaded under) before it loads it.
+            unsafe { p.discard() };
+        }
     }
     // `load` invalidates before it loads, under the mask: for an initial page
     // write the clean entry is still in the UTLB; for a miss, an interrupt

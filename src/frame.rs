@@ -79,7 +79,24 @@ unsafe impl<T: PhysAccess + ?Sized> PhysAccess for alloc::rc::Rc<T> {
 }
 
 /// Physical memory seen through P1 (the kernel's own view on target).
-pub struct P1Access;
+///
+/// It reads and writes any physical address below 512 MiB: a capability,
+/// made only with the `unsafe` [`P1Access::new`].
+#[derive(Clone, Copy, Debug)]
+pub struct P1Access(());
+
+impl P1Access {
+    /// Physical memory through P1.
+    ///
+    /// # Safety
+    /// The code runs in privileged mode on an SH-4 (P1 is then the cached,
+    /// untranslated view of physical memory), and the memory manager using it
+    /// is the only one that writes the frames it allocates (page tables, the
+    /// frames it zeroes): nothing else may hold them.
+    pub const unsafe fn new() -> Self {
+        P1Access(())
+    }
+}
 
 // SAFETY: on the SH-4 every physical address below 512 MiB is reachable at
 // P1 = pa | 0x8000_0000 without translation; whether RAM is there is the

@@ -18,7 +18,7 @@ impl KernelHeap<CpuIrq> {
     /// A heap with no memory yet (allocations fail until [`Self::init`]),
     /// masking the CPU's interrupts.
     pub const fn empty() -> Self {
-        Self::with_irq(CpuIrq {})
+        Self::with_irq(crate::irqlock::cpu_irq())
     }
 }
 

@@ -77,7 +77,15 @@ pub enum CacheOp {
 /// Every method is one hardware operation. Implementations take `&self`
 /// because the registers are global machine state (and because the software
 /// model must stay usable from a nested "interrupt").
-pub trait MmuHw {
+///
+/// # Safety
+/// The memory manager's guarantees (never two TLB entries for one page,
+/// flushed before frames are reused, interrupts masked where it says) hold
+/// only if each method does exactly the documented operation: an
+/// implementation that, say, ignores `irq_save` or an associative write breaks
+/// memory safety of everything mapped through the MMU. Implement it only for
+/// the CPU (`sh4::Sh4Hw`) or a faithful model.
+pub unsafe trait MmuHw {
     /// Reads PTEH.
     fn pteh(&self) -> u32;
     /// Writes PTEH (this also sets the current ASID).
@@ -128,7 +136,8 @@ pub trait MmuHw {
     }
 }
 
-impl<T: MmuHw + ?Sized> MmuHw for &T {
+// SAFETY: forwards every operation unchanged to `T`, which upholds the contract.
+unsafe impl<T: MmuHw + ?Sized> MmuHw for &T {
     fn pteh(&self) -> u32 {
         (**self).pteh()
     }

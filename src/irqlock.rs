@@ -85,6 +85,21 @@ pub type CpuIrq = crate::sh4::Sh4Hw;
 #[cfg(not(target_os = "none"))]
 pub type CpuIrq = NoIrq;
 
+/// The CPU's interrupt mask, for locks that only mask interrupts.
+#[cfg(target_os = "none")]
+pub(crate) const fn cpu_irq() -> CpuIrq {
+    // SAFETY: the value is used only through `IrqMask` (SR.IMASK save and
+    // restore), never to reach the MMU; the crate is built for the SH-4 only
+    // to run privileged there.
+    unsafe { crate::sh4::Sh4Hw::new() }
+}
+
+/// The CPU's interrupt mask, for locks that only mask interrupts.
+#[cfg(not(target_os = "none"))]
+pub(crate) const fn cpu_irq() -> CpuIrq {
+    NoIrq
+}
+
 /// [`IrqLock::lock`] found the lock held: the caller interrupted (or was
 /// called back from inside) the holder on this CPU, and waiting would never end.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -7,7 +7,7 @@ use crate::asid::{AsidAllocator, NO_CONTEXT};
 use crate::bits::Bits;
 use crate::error::{MmError, MmResult};
 use crate::frame::{FrameAllocator, PhysAccess};
-use crate::hw::{self, CacheOp, IrqGuard, MmuHw};
+use crate::hw::{self, CacheOp, MmuHw};
 use crate::layout::{CONSISTENT_END, CONSISTENT_START, FIXMAP_SLOTS, FIXMAP_START, VMALLOC_END, VMALLOC_START};
 use crate::memtype::MemTypes;
 use crate::mm::{MmData, MmId, MmSlot, TaskMm, INIT_MM};
@@ -17,7 +17,7 @@ use crate::pgtable::{PageTable, ENTRIES, KERNEL_PGDS, USER_PGDS};
 /// Pages of user space (P0), all of which a teardown covers.
 const USER_PAGES: u32 = (USER_PGDS.end * ENTRIES) as u32;
 use crate::pte::{CacheAttr, Prot, Pte, PteFlags};
-use crate::tlb::{self, TlbFlush};
+use crate::tlb::{self, PendingFlush};
 use crate::window::RangeAllocator;
 use crate::fault::FaultContext;
 use crate::vmalloc::AreaKind;
@@ -63,8 +63,12 @@ impl<H: MmuHw, M: PhysAccess, A: FrameAllocator> MemoryManager<H, M, A> {
             return Err(MmError::OutOfFrames);
         };
         mem.zero_frame(fix_table);
-        let linked = PageTable::new(&mem, swapper).set_pgd_raw(FIXMAP_START as usize >> 22, fix_table.start().to_p1().as_u32());
+        let linked = PageTable::view(&mem, swapper).set_pgd_raw(FIXMAP_START as usize >> 22, fix_table.start().to_p1().as_u32());
         debug_assert!(linked.is_ok());
+        if let Ok(p) = linked {
+            // SAFETY: translation is not on yet and the table is new.
+            unsafe { p.discard() };
+        }
         let mm = MemoryManager {
             hw,
             mem,
@@ -130,7 +134,7 @@ impl<H: MmuHw, M: PhysAccess, A: FrameAllocator> MemoryManager<H, M, A> {
     }
 
     pub(crate) fn kernel_table(&self) -> PageTable<'_, M> {
-        PageTable::new(&self.mem, self.swapper)
+        PageTable::view(&self.mem, self.swapper)
     }
 
     fn data(&self, id: MmId) -> MmResult<&MmData> {
@@ -190,10 +194,15 @@ impl<H: MmuHw, M: PhysAccess, A: FrameAllocator> MemoryManager<H, M, A> {
         let pgd = self.alloc.alloc(1).ok_or(MmError::OutOfFrames)?;
         self.mem.zero_frame(pgd);
         if !mutation::enabled(Mutation::MmCreateNoKernelCopy) {
-            let (src, dst) = (self.kernel_table(), PageTable::new(&self.mem, pgd));
+            let (src, dst) = (self.kernel_table(), PageTable::view(&self.mem, pgd));
             for i in KERNEL_PGDS {
                 let copied = dst.set_pgd_raw(i, src.pgd_raw(i));
                 debug_assert!(copied.is_ok(), "KERNEL_PGDS lies inside the table");
+                if let Ok(p) = copied {
+                    // SAFETY: a new table with no ASID yet: the TLB holds
+                    // nothing of it.
+                    unsafe { p.discard() };
+                }
             }
         }
         let data = Some(MmData { pgd, context: NO_CONTEXT, users: 1, count: 1 });
@@ -269,7 +278,7 @@ impl<H: MmuHw, M: PhysAccess, A: FrameAllocator> MemoryManager<H, M, A> {
         self.purge_user_range(pgd, Page::containing(VirtAddr::new(0)), USER_PAGES);
         let mut on_user_page = on_user_page;
         let memtypes = &mut self.memtypes;
-        PageTable::new(&self.mem, pgd).free_tables(&mut self.alloc, USER_PGDS, |pg, pte| {
+        PageTable::view(&self.mem, pgd).free_tables(&mut self.alloc, USER_PGDS, |pg, pte| {
             Self::release_pte(memtypes, pte);
             on_user_page(pg, pte)
         });
@@ -457,7 +466,7 @@ impl<H: MmuHw, M: PhysAccess, A: FrameAllocator> MemoryManager<H, M, A> {
         self.reserve_frames(frames.clone(), attr)?;
         // Clean (D=0): the first write takes the initial-page-write path,
         // which is how the OS learns a page is dirty.
-        let r = PageTable::new(&self.mem, pgd).map(&mut self.alloc, start, count, |i| {
+        let r = PageTable::view(&self.mem, pgd).map(&mut self.alloc, start, count, |i| {
             let f = first.offset(i).unwrap_or(first);
             Pte::new(f, prot, attr, PteFlags::ACCESSED)
         });
@@ -506,13 +515,21 @@ impl<H: MmuHw, M: PhysAccess, A: FrameAllocator> MemoryManager<H, M, A> {
         }
     }
 
-    fn user_flush(&self, mm: MmId, start: Page, count: u32) -> MmResult<TlbFlush> {
+    /// Carries out a user-page flush for `mm`, under its ASID (which need
+    /// not be the one in PTEH: see `tlb::flush_page`).
+    fn user_flush(&self, mm: MmId, pending: PendingFlush) -> MmResult<()> {
         let ctx = self.data(mm)?.context;
-        Ok(if self.asids.is_current(ctx) {
-            TlbFlush::range(start, count, (ctx & 0xFF) as u8)
+        if self.asids.is_current(ctx) {
+            pending.for_asid((ctx & 0xFF) as u8).flush(&self.hw);
         } else {
-            TlbFlush::none()
-        })
+            // SAFETY: `mm` has no ASID in the current generation: it never
+            // ran since its ASID was retired or since the last rollover, and
+            // both flushed (rollover) or orphaned (retire: the ASID is not
+            // handed out again before a rollover) every entry it had. Its next
+            // switch-in assigns a fresh ASID.
+            unsafe { pending.discard() };
+        }
+        Ok(())
     }
 
     /// Unmaps user pages (holes allowed), reporting each present PTE to
@@ -532,11 +549,11 @@ impl<H: MmuHw, M: PhysAccess, A: FrameAllocator> MemoryManager<H, M, A> {
         self.purge_user_range(pgd, start, count);
         let mut on_unmap = on_unmap;
         let memtypes = &mut self.memtypes;
-        let n = PageTable::new(&self.mem, pgd).unmap(start, count, |pg, pte| {
+        let (n, pending) = PageTable::view(&self.mem, pgd).unmap(start, count, |pg, pte| {
             Self::release_pte(memtypes, pte);
             on_unmap(pg, pte)
         });
-        self.user_flush(mm, start, count)?.flush(&self.hw);
+        self.user_flush(mm, pending)?;
         Ok(n)
     }
 
@@ -547,11 +564,11 @@ impl<H: MmuHw, M: PhysAccess, A: FrameAllocator> MemoryManager<H, M, A> {
         let pgd = self.user_pgd(mm)?;
         // Dirty lines may stay: the mapping (same frame, same colour) stays,
         // and the unmap that finally removes it purges them.
-        let n = PageTable::new(&self.mem, pgd).update(start, count, |p| {
+        let (n, pending) = PageTable::view(&self.mem, pgd).update(start, count, |p| {
             let q = p.with_prot(prot);
             if prot.writable() { q } else { q.without(PteFlags::D) }
         });
-        self.user_flush(mm, start, count)?.flush(&self.hw);
+        self.user_flush(mm, pending)?;
         Ok(n)
     }
 
@@ -559,7 +576,7 @@ impl<H: MmuHw, M: PhysAccess, A: FrameAllocator> MemoryManager<H, M, A> {
     /// copy of the kernel entries, falling back to `swapper_pg_dir`).
     pub fn translate(&self, mm: MmId, va: VirtAddr) -> MmResult<(PhysAddr, Pte)> {
         let pgd = self.data(mm)?.pgd;
-        let t = PageTable::new(&self.mem, pgd);
+        let t = PageTable::view(&self.mem, pgd);
         match va.region() {
             Region::P0 => t.translate(va),
             Region::P3 => t.translate(va).or_else(|| self.kernel_table().translate(va)),
@@ -581,7 +598,7 @@ impl<H: MmuHw, M: PhysAccess, A: FrameAllocator> MemoryManager<H, M, A> {
     ) -> MmResult<()> {
         let mut frame_of = frame_of;
         let swapper = self.swapper;
-        PageTable::new(&self.mem, swapper).map(&mut self.alloc, start, count, |i| {
+        PageTable::view(&self.mem, swapper).map(&mut self.alloc, start, count, |i| {
             Pte::new(frame_of(i), prot, attr, extra | PteFlags::SH | PteFlags::D | PteFlags::ACCESSED)
         })
     }
@@ -593,12 +610,14 @@ impl<H: MmuHw, M: PhysAccess, A: FrameAllocator> MemoryManager<H, M, A> {
         // Purged while still mapped (the purge goes through the mapping).
         self.purge_kernel_range(start, count);
         let swapper = self.swapper;
-        let n = PageTable::new(&self.mem, swapper).unmap(start, count, on_unmap);
-        let flush = TlbFlush::range(start, count, 0);
+        let (n, pending) = PageTable::view(&self.mem, swapper).unmap(start, count, on_unmap);
+        // Kernel pages are shared (SH=1): any ASID finds them.
+        let flush = pending.for_asid(0);
         if mutation::enabled(Mutation::KernelUnmapNoFlush) {
-            flush.ignore();
+            // SAFETY: not safe at all: the deliberately broken variant that
+            // the mutation tests must catch (feature `mutations`, host only).
+            unsafe { flush.ignore() };
         } else {
-            let _irq = IrqGuard::new(&self.hw);
             flush.flush(&self.hw);
         }
         n
@@ -611,6 +630,6 @@ impl<H: MmuHw, M: PhysAccess, A: FrameAllocator> MemoryManager<H, M, A> {
 
     /// Number of user PTE pages of `mm`.
     pub fn user_pte_pages(&self, mm: MmId) -> MmResult<usize> {
-        Ok(PageTable::new(&self.mem, self.data(mm)?.pgd).count_tables(USER_PGDS))
+        Ok(PageTable::view(&self.mem, self.data(mm)?.pgd).count_tables(USER_PGDS))
     }
 }

@@ -11,6 +11,7 @@ use crate::addr::{Frame, Page, PhysAddr, VirtAddr, PAGE_SIZE};
 use crate::error::{MmError, MmResult};
 use crate::frame::{FrameAllocator, PhysAccess};
 use crate::pte::Pte;
+use crate::tlb::PendingFlush;
 
 /// Entries per table level.
 pub const ENTRIES: usize = 1024;
@@ -28,7 +29,20 @@ pub struct PageTable<'m, M: PhysAccess + ?Sized> {
 
 impl<'m, M: PhysAccess + ?Sized> PageTable<'m, M> {
     /// Views the first-level table in frame `pgd`.
-    pub fn new(mem: &'m M, pgd: Frame) -> Self {
+    ///
+    /// # Safety
+    /// `pgd` must be a first-level table (zeroed, or holding only 0 and P1
+    /// addresses of PTE pages) that `mem` reaches and that stays allocated
+    /// while the view lives. The view writes page tables the MMU walks: a
+    /// wrong frame is a write to arbitrary physical memory, and an entry
+    /// pointing at a frame that is not a PTE page maps arbitrary memory.
+    pub unsafe fn new(mem: &'m M, pgd: Frame) -> Self {
+        PageTable { mem, pgd }
+    }
+
+    /// [`Self::new`] for the crate's own tables (swapper_pg_dir and the mms'
+    /// first-level tables, which the memory manager allocated and owns).
+    pub(crate) fn view(mem: &'m M, pgd: Frame) -> Self {
         PageTable { mem, pgd }
     }
 
@@ -52,14 +66,16 @@ impl<'m, M: PhysAccess + ?Sized> PageTable<'m, M> {
         self.pgd_slot(idx).map_or(0, |s| self.mem.read_u32(s))
     }
 
-    /// Writes raw first-level entry `idx`.
+    /// Writes raw first-level entry `idx` (the P1 address of a PTE page, or
+    /// 0); every translation of its 4 MiB may change, hence the flush.
     ///
     /// # Errors
     /// [`MmError::Overflow`] if `idx` is not below [`ENTRIES`] (nothing is written).
-    pub fn set_pgd_raw(&self, idx: usize, raw: u32) -> MmResult<()> {
+    pub fn set_pgd_raw(&self, idx: usize, raw: u32) -> MmResult<PendingFlush> {
         let slot = self.pgd_slot(idx).ok_or(MmError::Overflow)?;
         self.mem.write_u32(slot, raw);
-        Ok(())
+        let first = Page::containing(VirtAddr::new((idx as u32) << 22));
+        Ok(PendingFlush::new(first, ENTRIES as u32))
     }
 
     /// The PTE page linked at first-level index `idx`.
@@ -80,15 +96,15 @@ impl<'m, M: PhysAccess + ?Sized> PageTable<'m, M> {
         self.pte_slot(va).map(|s| Pte::from_raw(self.mem.read_u32(s)))
     }
 
-    /// Overwrites the PTE for `va`; `false` if no PTE page covers it.
-    pub fn set(&self, va: VirtAddr, pte: Pte) -> bool {
-        match self.pte_slot(va) {
-            Some(s) => {
-                self.mem.write_u32(s, pte.raw());
-                true
-            }
-            None => false,
-        }
+    /// Overwrites the PTE for `va`; the old translation may still be in the
+    /// TLB, hence the flush.
+    ///
+    /// # Errors
+    /// [`MmError::NotMapped`] if no PTE page covers `va` (nothing written).
+    pub fn set(&self, va: VirtAddr, pte: Pte) -> MmResult<PendingFlush> {
+        let s = self.pte_slot(va).ok_or(MmError::NotMapped(va))?;
+        self.mem.write_u32(s, pte.raw());
+        Ok(PendingFlush::new(Page::containing(va), 1))
     }
 
     /// Physical address and PTE that `va` translates to, if mapped and valid.
@@ -154,30 +170,42 @@ impl<'m, M: PhysAccess + ?Sized> PageTable<'m, M> {
                 if let Some(f) = pop_chain(self.mem, &mut chain) {
                     let linked = self.set_pgd_raw(idx, f.start().to_p1().as_u32());
                     debug_assert!(linked.is_ok(), "idx comes from a page address: below ENTRIES");
+                    if let Ok(p) = linked {
+                        // SAFETY: the entry was empty: no translation went
+                        // through it, so the TLB holds none.
+                        unsafe { p.discard() };
+                    }
                 }
             }
         }
         for i in 0..count {
-            self.set(page_at(start, i), pte_for(i));
+            if let Ok(p) = self.set(page_at(start, i), pte_for(i)) {
+                // SAFETY: checked above: none of these PTEs was present, and
+                // every unmap flushed the page it cleared.
+                unsafe { p.discard() };
+            }
         }
         Ok(())
     }
 
     /// Clears every present PTE in `count` pages from `start`, calling
-    /// `on_unmap` for each; returns how many were present. Holes are skipped.
-    pub fn unmap(&self, start: Page, count: u32, mut on_unmap: impl FnMut(Page, Pte)) -> u32 {
+    /// `on_unmap` for each; returns how many were present (holes are
+    /// skipped) and the flush the range needs.
+    pub fn unmap(&self, start: Page, count: u32, mut on_unmap: impl FnMut(Page, Pte)) -> (u32, PendingFlush) {
         let mut n = 0;
         for i in 0..count {
             let va = page_at(start, i);
             if let Some(p) = self.get(va) {
                 if p.is_present() {
-                    self.set(va, Pte::NONE);
+                    if let Some(s) = self.pte_slot(va) {
+                        self.mem.write_u32(s, Pte::NONE.raw());
+                    }
                     on_unmap(Page::containing(va), p);
                     n += 1;
                 }
             }
         }
-        n
+        (n, if n == 0 { PendingFlush::none() } else { PendingFlush::new(start, count) })
     }
 
     /// Calls `f` for every present PTE in `count` pages from `start`, skipping
@@ -200,8 +228,8 @@ impl<'m, M: PhysAccess + ?Sized> PageTable<'m, M> {
     }
 
     /// Replaces every present PTE in the range by `f(pte)`; returns how many
-    /// were changed.
-    pub fn update(&self, start: Page, count: u32, mut f: impl FnMut(Pte) -> Pte) -> u32 {
+    /// were changed and the flush the range needs.
+    pub fn update(&self, start: Page, count: u32, mut f: impl FnMut(Pte) -> Pte) -> (u32, PendingFlush) {
         let mut n = 0;
         for i in 0..count {
             let va = page_at(start, i);
@@ -209,18 +237,23 @@ impl<'m, M: PhysAccess + ?Sized> PageTable<'m, M> {
                 if p.is_present() {
                     let q = f(p);
                     if q != p {
-                        self.set(va, q);
+                        if let Some(s) = self.pte_slot(va) {
+                            self.mem.write_u32(s, q.raw());
+                        }
                         n += 1;
                     }
                 }
             }
         }
-        n
+        (n, if n == 0 { PendingFlush::none() } else { PendingFlush::new(start, count) })
     }
 
     /// Frees the PTE pages linked at `range` (after reporting every present
     /// PTE to `on_pte`) and clears those first-level entries.
-    pub fn free_tables(
+    ///
+    /// The TLB may still hold translations through them: the caller retires
+    /// the address space's ASID (what `mm_put` does) or flushes.
+    pub(crate) fn free_tables(
         &self,
         alloc: &mut dyn FrameAllocator,
         range: core::ops::Range<usize>,
@@ -237,8 +270,9 @@ impl<'m, M: PhysAccess + ?Sized> PageTable<'m, M> {
                         on_pte(Page::containing(va), pte);
                     }
                 }
-                let cleared = self.set_pgd_raw(idx, 0);
-                debug_assert!(cleared.is_ok(), "pte_table(idx) found a table: idx < ENTRIES");
+                if let Some(slot) = self.pgd_slot(idx) {
+                    self.mem.write_u32(slot, 0);
+                }
                 alloc.free(t, 1);
             }
         }

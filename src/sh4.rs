@@ -25,8 +25,26 @@ mod imp {
     }
 
     /// The CPU's MMU. Zero-sized: the state is the hardware's.
-    #[derive(Clone, Copy, Debug, Default)]
-    pub struct Sh4Hw;
+    ///
+    /// Whoever holds one can rewrite TTB, PTEH, MMUCR and the TLB, and so any
+    /// translation: it is a capability, made only with the `unsafe`
+    /// [`Sh4Hw::new`].
+    #[derive(Clone, Copy, Debug)]
+    pub struct Sh4Hw(());
+
+    impl Sh4Hw {
+        /// The CPU's MMU.
+        ///
+        /// # Safety
+        /// The code runs in privileged mode on an SH-4 (SH7750/SH7751 MMU,
+        /// `boot/mmu.S` linked in), and whoever uses the MMU through it
+        /// keeps TTB the P1 address of a first-level table of this crate's
+        /// format (the TLB-miss handlers walk it) — in practice: only the
+        /// [`crate::MemoryManager`] and the exception path use it.
+        pub const unsafe fn new() -> Self {
+            Sh4Hw(())
+        }
+    }
 
     fn reg(addr: u32) -> VolatilePtr<'static, u32> {
         // SAFETY: `addr` is one of the MMU registers in P4 (hw::PTEH ..
@@ -34,7 +52,9 @@ mod imp {
         unsafe { VolatilePtr::new(NonNull::new_unchecked(addr as usize as *mut u32)) }
     }
 
-    impl MmuHw for Sh4Hw {
+    // SAFETY: every method is the one documented hardware operation on the
+    // CPU's own registers and arrays (`boot/mmu.S` for what needs assembly).
+    unsafe impl MmuHw for Sh4Hw {
         fn pteh(&self) -> u32 {
             reg(hw::PTEH).read()
         }

@@ -134,7 +134,51 @@ impl TlbFlush {
             }
         }
     }
-    /// Drops the obligation without flushing. Only correct when the caller
-    /// knows no entry can exist (e.g. the ASID was retired).
-    pub fn ignore(self) {}
+    /// Drops the obligation without flushing.
+    ///
+    /// # Safety
+    /// No TLB entry may hold the old translation: e.g. the address space's
+    /// ASID was retired (it is not handed out again before a rollover, which
+    /// flushes everything), or the caller invalidated the pages itself.
+    /// Otherwise the TLB keeps translating to frames that may be reused.
+    pub unsafe fn ignore(self) {}
+}
+
+/// Translations a page-table mutation changed that the TLB may still hold:
+/// the pages, not yet the address space (ASID) they were loaded under, which
+/// the table does not know. It must become a [`TlbFlush`] (or be discarded
+/// with a reason, `unsafe`): like `x86_64`'s `MapperFlush`, a mutation of a
+/// live table cannot forget its flush.
+#[must_use = "the TLB may still hold the old translation: call .for_asid(asid).flush(hw)"]
+#[derive(Debug, PartialEq, Eq)]
+pub struct PendingFlush {
+    start: VirtAddr,
+    pages: u32,
+}
+
+impl PendingFlush {
+    /// `pages` pages from `start` changed.
+    pub(crate) fn new(start: Page, pages: u32) -> Self {
+        PendingFlush { start: start.start(), pages }
+    }
+    /// Nothing changed.
+    pub const fn none() -> Self {
+        PendingFlush { start: VirtAddr::new(0), pages: 0 }
+    }
+    /// Pages covered.
+    pub fn pages(&self) -> u32 {
+        self.pages
+    }
+    /// The flush for the table's address space, whose ASID is `asid` (kernel
+    /// pages are shared: any ASID finds them).
+    pub fn for_asid(self, asid: u8) -> TlbFlush {
+        TlbFlush::range(Page::containing(self.start), self.pages, asid)
+    }
+    /// Drops the obligation without flushing.
+    ///
+    /// # Safety
+    /// As [`TlbFlush::ignore`]: no TLB entry may hold any of the old
+    /// translations (the table has no live ASID, the entries were absent, or
+    /// the caller invalidates the pages itself before they can be used).
+    pub unsafe fn discard(self) {}
 }

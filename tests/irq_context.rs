@@ -330,7 +330,10 @@ fn run_all<K: Mask>() -> (Vec<String>, Vec<(&'static str, u64, u32)>) {
             let v = g.vmalloc(4096).unwrap();
             let pa = g.translate(INIT_MM, v).unwrap().0;
             sh4_mm::PhysAccess::write_u32(&*w.mem, pa, 0x0FA1_u32);
-            sh4_mm::pgtable::PageTable::new(&*w.mem, g.pgd(p).unwrap()).set_pgd_raw(v.pgd_index(), 0).unwrap();
+            // SAFETY: p's first-level table, from the manager, in the model's RAM.
+            let t = unsafe { sh4_mm::pgtable::PageTable::new(&*w.mem, g.pgd(p).unwrap()) };
+            // SAFETY: p never ran: the TLB holds nothing of its table.
+            unsafe { t.set_pgd_raw(v.pgd_index(), 0).unwrap().discard() };
             g.switch_mm(p).unwrap();
             Some((p, v, Err(MmError::Busy)))
         },

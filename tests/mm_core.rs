@@ -5,7 +5,7 @@ use common::*;
 use sh4_mm::fault::{FaultKind, FaultOutcome};
 use sh4_mm::layout::{CONSISTENT_START, VMALLOC_END, VMALLOC_START};
 use sh4_mm::model::MachineError;
-use sh4_mm::pgtable::{PageTable, KERNEL_PGDS};
+use sh4_mm::pgtable::KERNEL_PGDS;
 use sh4_mm::*;
 
 #[test]
@@ -17,7 +17,7 @@ fn new_mm_copies_kernel_entries_and_shares_pte_pages() {
     let before = mm.allocator().live();
     let p = mm.mm_create().unwrap();
     assert_eq!(mm.allocator().live(), before + 1, "only the first-level table is new");
-    let (k, u) = (PageTable::new(&*sys.mem, mm.swapper_pg_dir()), PageTable::new(&*sys.mem, pgd_of(&mm, p)));
+    let (k, u) = (table(&sys.mem, mm.swapper_pg_dir()), table(&sys.mem, pgd_of(&mm, p)));
     for i in KERNEL_PGDS {
         assert_eq!(k.pgd_raw(i), u.pgd_raw(i), "pgd index {i}");
     }
@@ -227,8 +227,10 @@ fn kernel_and_user_faults_are_reported_not_hung() {
     let f = data_frame(&mut mm, 1);
     let pg = Page::containing(VirtAddr::new(0x2000));
     mm.map_user(p, pg, f, 1, Prot::UserRw, CacheAttr::WriteBack).unwrap();
-    let t = PageTable::new(&*sys.mem, pgd_of(&mm, p));
-    t.set(pg.start(), t.get(pg.start()).unwrap().toggled_prot_none());
+    let t = table(&sys.mem, pgd_of(&mm, p));
+    let pending = t.set(pg.start(), t.get(pg.start()).unwrap().toggled_prot_none()).unwrap();
+    // SAFETY: p has not run yet: no TLB entry of it exists.
+    unsafe { pending.discard() };
     mm.switch_mm(p).unwrap();
     match sys.machine(&mm).user().read_u32(0x2000) {
         Err(MachineError::Fault(i)) => assert_eq!(i.kind, FaultKind::Protection),

@@ -8,7 +8,7 @@ use sh4_mm::fault::FaultKind;
 use sh4_mm::hw;
 use sh4_mm::layout::{self, FIXMAP_SLOTS};
 use sh4_mm::model::{MachineError, Sh4Model};
-use sh4_mm::pgtable::{PageTable, ENTRIES};
+use sh4_mm::pgtable::ENTRIES;
 use sh4_mm::window::RangeAllocator;
 use sh4_mm::*;
 use std::cell::RefCell;
@@ -277,7 +277,7 @@ fn d7_out_of_range_input_is_an_error() {
     let pgd = mm.swapper_pg_dir();
     let next = PhysAddr::new(pgd.start().as_u32() + 4096).unwrap();
     sys.mem.write_u32(next, 0x1234_5678);
-    let t = PageTable::new(&*sys.mem, pgd);
+    let t = table(&sys.mem, pgd);
     assert_eq!(t.pgd_raw(ENTRIES), 0);
     assert_eq!(t.set_pgd_raw(ENTRIES, 0xDEAD_BEEF), Err(MmError::Overflow));
     assert_eq!(sys.mem.read_u32(next), 0x1234_5678, "next frame untouched");

@@ -8,7 +8,6 @@ use sh4_mm::fault::FaultKind;
 use sh4_mm::layout::CONSISTENT_START;
 use sh4_mm::model::{Machine, MachineError, Sh4Model};
 use sh4_mm::mutation::{self, Mutation};
-use sh4_mm::pgtable::PageTable;
 use sh4_mm::*;
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -27,14 +26,14 @@ fn borrowed_mm_touches_new_consistent_mapping() -> Result<u32, MachineError> {
     let buf = mm.dma_alloc_coherent(8192).unwrap();
     assert_eq!(buf.va.as_u32(), CONSISTENT_START);
     let idx = buf.va.pgd_index();
-    assert_eq!(PageTable::new(&*sys.mem, pgd_of(&mm, p)).pgd_raw(idx), 0);
+    assert_eq!(table(&sys.mem, pgd_of(&mm, p)).pgd_raw(idx), 0);
     mm.context_switch(&mut proc_a, &mut kthread).unwrap();
     assert_eq!(mm.active(), p, "the kernel thread runs on p's tables");
     let m = sys.machine(&mm);
     m.write_u32(buf.va.as_u32() + 4096 + 8, 0xD1A)?;
     let got = m.read_u32(buf.va.as_u32() + 4096 + 8)?;
     // The entry was copied into the borrowed (active) mm, not into swapper only.
-    assert_ne!(PageTable::new(&*sys.mem, pgd_of(&mm, p)).pgd_raw(idx), 0);
+    assert_ne!(table(&sys.mem, pgd_of(&mm, p)).pgd_raw(idx), 0);
     assert_eq!(sys.model.multi_hits() + sys.model.latent_duplicates(), 0);
     assert_eq!(sys.model.bad_page_sizes(), 0, "4 KiB entries only");
     Ok(got)
@@ -81,7 +80,7 @@ fn nested_irq_during_vmalloc_fault(k: Option<u64>) -> Run {
     let ctx = mm.fault_context();
     {
         // Fill through swapper's view (P1), not through the TLB.
-        let k = PageTable::new(&*sys.mem, mm.swapper_pg_dir());
+        let k = table(&sys.mem, mm.swapper_pg_dir());
         for (va, v) in [(x, 0x11), (x + 4096, 0x22), (y, 0x33)] {
             let (pa, _) = k.translate(VirtAddr::new(va)).unwrap();
             sys.mem.write_u32(pa, v);
@@ -243,7 +242,7 @@ fn mm_create_copy_is_what_the_test_checks() {
     mm.vmalloc(4096).unwrap();
     let a = mm.mm_create().unwrap();
     let b = mutation::with(Mutation::MmCreateNoKernelCopy, || mm.mm_create().unwrap());
-    let (ta, tb) = (PageTable::new(&*sys.mem, pgd_of(&mm, a)), PageTable::new(&*sys.mem, pgd_of(&mm, b)));
+    let (ta, tb) = (table(&sys.mem, pgd_of(&mm, a)), table(&sys.mem, pgd_of(&mm, b)));
     let idx = (sh4_mm::layout::VMALLOC_START >> 22) as usize;
     assert_ne!(ta.pgd_raw(idx), 0);
     assert_eq!(tb.pgd_raw(idx), 0, "the mutation really removes the copy");

@@ -136,7 +136,13 @@ impl FrameAllocator for OsFrames {
 }
 
 type Manager = MemoryManager<Sh4Hw, P1Access, OsFrames>;
-static MM: IrqLock<Option<Manager>, Sh4Hw> = IrqLock::new(Sh4Hw, None);
+// SAFETY: the C ABI is linked into a privileged SH-4 kernel (its contract),
+// and this library is the only user of the MMU and of the frames it gets
+// from the OS's allocator.
+const HW: Sh4Hw = unsafe { Sh4Hw::new() };
+// SAFETY: as for `HW`.
+const PHYS: P1Access = unsafe { P1Access::new() };
+static MM: IrqLock<Option<Manager>, Sh4Hw> = IrqLock::new(HW, None);
 /// Set once by `sh4mm_init`; read without a lock by the TLB-exception path.
 static FAULT_CTX: Once<FaultContext> = Once::new();
 static PANIC_HOOK: Once<extern "C" fn(*const c_char, usize)> = Once::new();
@@ -236,7 +242,7 @@ pub unsafe extern "C" fn sh4mm_init(os: *const Sh4mmOs, heap: *mut u8, heap_size
     }
     // SAFETY: the caller hands over `heap_size` bytes at `heap`; init runs once.
     unsafe { HEAP.init(heap, heap_size as usize) };
-    match MemoryManager::new(Sh4Hw, P1Access, OsFrames { alloc, free }) {
+    match MemoryManager::new(HW, PHYS, OsFrames { alloc, free }) {
         Ok(mm) => {
             let ctx = mm.fault_context();
             FAULT_CTX.call_once(|| ctx);
@@ -265,7 +271,7 @@ pub extern "C" fn sh4mm_enable_mmu() -> i32 {
 pub extern "C" fn sh4mm_tlb_exception(expevt: u32, tea: u32, user: i32) -> i32 {
     let Some(ctx) = FAULT_CTX.get() else { return SH4MM_FAULT_OOPS };
     let exc = Exception { expevt, tea: VirtAddr::new(tea), user: user != 0 };
-    match fault::handle_tlb_exception(&Sh4Hw, &P1Access, ctx, &exc) {
+    match fault::handle_tlb_exception(&HW, &PHYS, ctx, &exc) {
         FaultOutcome::Retry => SH4MM_FAULT_RETRY,
         FaultOutcome::User(_) => SH4MM_FAULT_USER,
         FaultOutcome::Oops(_) => SH4MM_FAULT_OOPS,

@@ -32,6 +32,11 @@ use sh4_mm::*;
 use spin::Mutex;
 
 type Mm = MemoryManager<Sh4Hw, P1Access, BitmapFrames<384>>;
+// SAFETY: tiny_os runs privileged on the SH-4 and hands the MMU and the frames
+// above its image to the memory manager alone.
+const HW: Sh4Hw = unsafe { Sh4Hw::new() };
+// SAFETY: as for `HW`.
+const PHYS: P1Access = unsafe { P1Access::new() };
 static MM: Mutex<Option<Mm>> = Mutex::new(None);
 
 const CODE: u32 = 0x0040_0000;
@@ -186,7 +191,7 @@ pub extern "C" fn kmain() -> ! {
     println!("tiny_os: two tasks, a kernel thread, a copy-on-write fork");
     println!("running 5 tests");
     let frames = BitmapFrames::new(Frame::from_pfn(0x0D000).unwrap(), 12288);
-    let mm = MemoryManager::new(Sh4Hw, P1Access, frames).expect("mm");
+    let mm = MemoryManager::new(HW, PHYS, frames).expect("mm");
     exc::set_fault_context(mm.fault_context());
     mm.enable_mmu();
     *MM.lock() = Some(mm);

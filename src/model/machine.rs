@@ -90,9 +90,9 @@ impl<'a> Machine<'a> {
     fn table_pa(&self, va: VirtAddr) -> u32 {
         let ttb = self.hw.ttb();
         let Some(active) = PhysAddr::from_p1_p2(VirtAddr::new(ttb)).map(Frame::containing) else { return 0 };
-        let t = PageTable::new(self.mem, active);
+        let t = PageTable::view(self.mem, active);
         let r = if va.region() == Region::P3 && t.pgd_raw(va.pgd_index()) == 0 {
-            PageTable::new(self.mem, self.ctx.swapper).translate(va)
+            PageTable::view(self.mem, self.ctx.swapper).translate(va)
         } else {
             t.translate(va)
         };

@@ -416,7 +416,9 @@ fn entry_from(pteh: u32, ptel: u32) -> (TlbEntry, bool) {
     )
 }
 
-impl MmuHw for Sh4Model {
+// SAFETY: the model implements each operation as the SH7750/SH7751 manual
+// describes it (docs/EMULATORS.md lists what it does not model).
+unsafe impl MmuHw for Sh4Model {
     fn pteh(&self) -> u32 {
         self.tick();
         self.pteh.get()

@@ -34,9 +34,17 @@ impl Sys {
     }
 }
 
+/// A view of one of the manager's first-level tables (from `swapper_pg_dir()`
+/// or `pgd()`) in the simulated RAM.
+pub fn table(mem: &PhysMemory, pgd: Frame) -> PageTable<'_, PhysMemory> {
+    // SAFETY: tests pass only frames the manager returned as first-level
+    // tables, live while the test runs, inside the simulated RAM.
+    unsafe { PageTable::new(mem, pgd) }
+}
+
 /// Every first-level entry and every PTE reachable from `pgd`.
 pub fn snapshot(mem: &PhysMemory, pgd: Frame) -> Vec<u32> {
-    let t = PageTable::new(mem, pgd);
+    let t = table(mem, pgd);
     let mut v = Vec::new();
     for i in 0..ENTRIES {
         let raw = t.pgd_raw(i);

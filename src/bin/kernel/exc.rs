@@ -4,8 +4,8 @@
 
 use core::sync::atomic::{AtomicU32, Ordering};
 use sh4_mm::fault::{self, Exception, FaultContext, FaultInfo, FaultOutcome};
-use sh4_mm::frame::P1Access;
 use sh4_mm::hw::expevt;
+use sh4_mm::frame::P1Access;
 use sh4_mm::sh4::Sh4Hw;
 use sh4_mm::VirtAddr;
 use spin::Once;
@@ -89,6 +89,12 @@ fn is_tlb_code(code: u32) -> bool {
 /// interrupted PC.
 pub static IRQ_HOOK: spin::Mutex<Option<fn(u32, u32)>> = spin::Mutex::new(None);
 
+// SAFETY: the exception path of a privileged SH-4 kernel: it walks and
+// fixes the tables the memory manager owns, nothing else.
+const HW: Sh4Hw = unsafe { Sh4Hw::new() };
+// SAFETY: as for `HW`.
+const PHYS: P1Access = unsafe { P1Access::new() };
+
 #[no_mangle]
 extern "C" fn sh4mm_exception(kind: u32, frame: *mut Frame, code: u32, tea: u32) {
     // SAFETY: `frame` points to the frame the assembly stub just pushed on
@@ -120,7 +126,7 @@ extern "C" fn sh4mm_exception(kind: u32, frame: *mut Frame, code: u32, tea: u32)
         if let Some(ctx) = FAULT_CTX.get() {
             TLB_EXCEPTIONS.fetch_add(1, Ordering::Relaxed);
             let exc = Exception { expevt: code, tea: VirtAddr::new(tea), user: from_user };
-            match fault::handle_tlb_exception(&Sh4Hw, &P1Access, ctx, &exc) {
+            match fault::handle_tlb_exception(&HW, &PHYS, ctx, &exc) {
                 FaultOutcome::Retry => return,
                 FaultOutcome::User(info) | FaultOutcome::Oops(info) if from_user => {
                     // The OS's part: its page-fault hook (copy-on-write,

@@ -10,13 +10,11 @@
 //! hit, in instructions.
 
 use crate::exc::IRQ_HOOK;
-use crate::tests::{Kmm, MM};
+use crate::tests::{Kmm, HW, MM};
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::ptr::NonNull;
 use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use sh4_mm::frame::P1Access;
-use sh4_mm::pgtable::PageTable;
 use sh4_mm::sh4::Sh4Hw;
 use sh4_mm::*;
 use volatile::VolatilePtr;
@@ -72,7 +70,7 @@ fn handler(intevt: u32, _spc: u32) {
     WAITED.store(u32::MAX - tcnt, Ordering::Relaxed);
     LATE.store(OP_DONE.load(Ordering::Relaxed), Ordering::Relaxed);
     IRQS.fetch_add(1, Ordering::Relaxed);
-    if !Sh4Hw.in_interrupt() {
+    if !HW.in_interrupt() {
         return problem(P_CONTEXT, 0);
     }
     let buf = {
@@ -391,8 +389,11 @@ fn ops() -> [Op; 8] {
                     let (pa, _) = mm.translate(INIT_MM, v)?;
                     // SAFETY: the new page's frame through P2.
                     unsafe { (pa.to_p2().as_u32() as *mut u32).write_volatile(P3_WORD) };
-                    PageTable::new(&P1Access, mm.pgd(p)?).set_pgd_raw(v.pgd_index(), 0)?;
-                    sh4_mm::tlb::flush_page(&Sh4Hw, Page::containing(v), 0);
+                    let pending = crate::tests::table(mm.pgd(p)?).set_pgd_raw(v.pgd_index(), 0)?;
+                    // SAFETY: p never ran (no entry under its ASID), and the
+                    // one shared page of the region is flushed right below.
+                    unsafe { pending.discard() };
+                    sh4_mm::tlb::flush_page(&HW, Page::containing(v), 0);
                     mm.switch_mm(p)?;
                     let id = p.to_raw();
                     Ok([id as u32, (id >> 32) as u32, v.as_u32(), 0])

@@ -167,6 +167,9 @@ pub fn run(ops: u32) -> Result<(u32, u32, u32, u32), String> {
     // SAFETY: masks interrupts again.
     unsafe { sh4mm_irq_save() };
     reg::<u8>(TSTR).write(0);
+    // No underflow flag or enable left behind: an interrupt still asserted
+    // at priority 0 is what GXemul aborts on ("SH interrupt 0x400, prio 0").
+    reg::<u16>(TCR0).write(0);
     reg::<u16>(IPRA).write(0);
     *IRQ_HOOK.lock() = None;
     set_probes(&[], &mut 1);

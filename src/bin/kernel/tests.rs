@@ -14,6 +14,24 @@ use sh4_mm::pgtable::PageTable;
 use sh4_mm::sh4::Sh4Hw;
 use sh4_mm::*;
 
+
+/// The CPU's MMU and physical memory through P1: the capabilities the memory
+/// manager and the exception path use.
+// SAFETY: privileged code on the SH-4 (this kernel), and the memory manager
+// (with the exception path it serves) is the only user of the MMU and of the
+// frames it allocates.
+pub const HW: Sh4Hw = unsafe { Sh4Hw::new() };
+/// See [`HW`].
+// SAFETY: as for `HW`.
+pub const PHYS: P1Access = unsafe { P1Access::new() };
+
+/// A view of one of the manager's first-level tables.
+pub fn table(pgd: Frame) -> PageTable<'static, P1Access> {
+    // SAFETY: callers pass frames the manager returned as first-level tables
+    // (`swapper_pg_dir()`, `pgd()`), live while they use the view.
+    unsafe { PageTable::new(&PHYS, pgd) }
+}
+
 pub static TESTS: &[(&str, TestFn)] = &[
     ("gcc_treg_combine_if_load_nonzero", gcc_if_load_nonzero),
     ("gcc_treg_combine_neighbours", gcc_neighbours),
@@ -221,10 +239,16 @@ pub fn fixmap_remap_sequence(mm: &mut Kmm, forget_flush: bool) -> Result<u32, St
         // A buggy kernel: unmaps in the table without the flush, then maps
         // and preloads with a bare LDTLB, without invalidating first (what
         // `fixmap_unmap` and `tlb::load` each do).
-        let t = PageTable::new(&P1Access, mm.swapper_pg_dir());
-        t.unmap(Page::containing(va), 1, |_, _| {});
+        let t = crate::tests::table(mm.swapper_pg_dir());
+        let (_, unmapped) = t.unmap(Page::containing(va), 1, |_, _| {});
         let pte = Pte::new(f2, Prot::KernelRw, CacheAttr::WriteBack, PteFlags::SH | PteFlags::D | PteFlags::ACCESSED);
-        t.set(va, pte);
+        let remapped = t.set(va, pte).map_err(e)?;
+        // SAFETY: not safe: this is the buggy kernel whose multiple hit the
+        // runner must report (selftest=multihit); the machine stops there.
+        unsafe {
+            unmapped.discard();
+            remapped.discard();
+        }
         let hw = mm.hw();
         let m = hw.mmucr();
         let urc = (((m & hw::MMUCR_URC_MASK) >> hw::MMUCR_URC_SHIFT) + 1) % hw::UTLB_ENTRIES;
@@ -261,13 +285,13 @@ fn fixmap_unmap_remap() -> Result<(), String> {
 /// Sum of swapper_pg_dir's first-level words and of the PTEs they reach:
 /// a cheap fingerprint of the kernel tables.
 fn swapper_fingerprint(mm: &Kmm) -> u32 {
-    let t = PageTable::new(&P1Access, mm.swapper_pg_dir());
+    let t = crate::tests::table(mm.swapper_pg_dir());
     let mut sum = 0u32;
     for i in 0..1024 {
         sum = sum.wrapping_mul(31).wrapping_add(t.pgd_raw(i));
         if let Some(pt) = t.pte_table(i) {
             for j in 0..1024u32 {
-                let w = P1Access.read_u32(PhysAddr::new(pt.start().as_u32() + j * 4).unwrap());
+                let w = PHYS.read_u32(PhysAddr::new(pt.start().as_u32() + j * 4).unwrap());
                 sum = sum.wrapping_mul(31).wrapping_add(w);
             }
         }
@@ -563,7 +587,7 @@ fn int_arithmetic() -> Result<(), String> {
 pub type Kmm = MemoryManager<Sh4Hw, P1Access, FailNth<BitmapFrames<384>>>;
 /// The kernel's memory manager: interrupt handlers may use it too (the lock
 /// masks interrupts while held and never spins; see `sh4_mm::irqlock`).
-pub static MM: sh4_mm::irqlock::IrqLock<Option<Kmm>, Sh4Hw> = sh4_mm::irqlock::IrqLock::new(Sh4Hw, None);
+pub static MM: sh4_mm::irqlock::IrqLock<Option<Kmm>, Sh4Hw> = sh4_mm::irqlock::IrqLock::new(HW, None);
 
 /// What every test must leave as it found it: frames held (kernel PTE pages
 /// aside: they are never freed), areas, buffers, address spaces, memtype
@@ -612,7 +636,7 @@ pub(crate) fn with_mm<R>(f: impl FnOnce(&mut Kmm) -> Result<R, String>) -> Resul
 
 pub fn mmu_bringup() -> Result<(), String> {
     let frames = FailNth::new(BitmapFrames::new(Frame::from_pfn(0x0D000).unwrap(), 12288));
-    let mm = MemoryManager::new(Sh4Hw, P1Access, frames).map_err(|e| alloc::format!("{e}"))?;
+    let mm = MemoryManager::new(HW, PHYS, frames).map_err(|e| alloc::format!("{e}"))?;
     crate::exc::set_fault_context(mm.fault_context());
     mm.enable_mmu();
     check_eq!(mm.hw().mmucr() & 1, 1, "MMUCR.AT");
@@ -676,7 +700,7 @@ pub fn utlb_entries_for(vpn: u32) -> u32 {
 
 /// The valid UTLB entries for `vpn` (VA >> 10): (index, address word, data word).
 pub fn utlb_dump(vpn: u32) -> Vec<(u32, u32, u32)> {
-    let _masked = sh4_mm::hw::IrqGuard::new(&Sh4Hw);
+    let _masked = sh4_mm::hw::IrqGuard::new(&HW);
     (0..64u32)
         .filter_map(|i| {
             // SAFETY: reads UTLB address/data-array words through the P2 helper.
@@ -693,7 +717,7 @@ pub fn utlb_duplicate() -> Option<((u32, u32), (u32, u32))> {
     let mut e: Vec<(u32, u32)> = Vec::with_capacity(64);
     // One snapshot: an interrupt in the middle of the scan could move an
     // entry from a slot already read to one not read yet.
-    let _masked = sh4_mm::hw::IrqGuard::new(&Sh4Hw);
+    let _masked = sh4_mm::hw::IrqGuard::new(&HW);
     for i in 0..64u32 {
         // SAFETY: reads UTLB address/data-array words through the P2 helper.
         let (a, d) = unsafe { (sh4mm_array_read(0xF600_0000 | (i << 8)), sh4mm_array_read(0xF700_0000 | (i << 8))) };
@@ -742,7 +766,7 @@ fn borrowed_mm_consistent_mapping() -> Result<(), String> {
         check_eq!(run_user(mm, p, UDATA)?, 0xA11CE, "A runs in user mode");
         let buf = mm.dma_alloc_coherent(8192).map_err(e)?;
         let idx = buf.va.pgd_index();
-        let table = |mm: &Kmm| PageTable::new(&P1Access, mm.pgd(p).unwrap()).pgd_raw(idx);
+        let table = |mm: &Kmm| crate::tests::table(mm.pgd(p).unwrap()).pgd_raw(idx);
         check_eq!(table(mm), 0, "p predates the consistent mapping");
         mm.context_switch(&mut proc_a, &mut kthread).map_err(e)?;
         check_eq!(kthread.active_mm, Some(p), "the kernel thread borrowed A's mm");
