@@ -76,6 +76,7 @@ const fn others(a: CacheAttr) -> u8 {
 }
 
 impl Node {
+    #[inline]
     fn key(&self) -> (u32, u32, usize) {
         (self.pfn, self.pages, attr_index(self.attr))
     }
@@ -87,36 +88,40 @@ impl MemTypes {
         MemTypes { nodes: Vec::new(), free: Vec::new(), root: NIL, live: 0, seed: 0 }
     }
 
+    // On the SH-4 target a whole `Node` copy is an out-of-line memcpy, so
+    // the hot paths below read and write single fields.
+
     /// Largest end among the reservations of `mask`'s attributes in subtree `t`.
+    #[inline]
     fn max_end(&self, t: u32, mask: u8) -> u32 {
         if t == NIL {
             return 0;
         }
         let m = &self.nodes[t as usize].max_end;
-        let mut best = 0;
-        for (i, &e) in m.iter().enumerate() {
-            if mask & (1 << i) != 0 && e > best {
-                best = e;
-            }
-        }
-        best
+        let a = if mask & 1 != 0 { m[0] } else { 0 };
+        let b = if mask & 2 != 0 { m[1] } else { 0 };
+        let c = if mask & 4 != 0 { m[2] } else { 0 };
+        a.max(b).max(c)
     }
 
     /// Recomputes `t`'s augmentation from its own range and its children's.
     fn update(&mut self, t: u32) {
-        let n = self.nodes[t as usize];
-        let mut m = [0u32; 3];
-        for c in [n.left, n.right] {
+        let (l, r, i, end) = {
+            let n = &self.nodes[t as usize];
+            (n.left, n.right, attr_index(n.attr), n.end)
+        };
+        let (mut m0, mut m1, mut m2) = (0, 0, 0);
+        for c in [l, r] {
             if c != NIL {
-                let cm = self.nodes[c as usize].max_end;
-                for i in 0..3 {
-                    m[i] = m[i].max(cm[i]);
-                }
+                let cm = &self.nodes[c as usize].max_end;
+                m0 = m0.max(cm[0]);
+                m1 = m1.max(cm[1]);
+                m2 = m2.max(cm[2]);
             }
         }
-        let i = attr_index(n.attr);
-        m[i] = m[i].max(n.end);
-        self.nodes[t as usize].max_end = m;
+        let m = &mut self.nodes[t as usize].max_end;
+        *m = [m0, m1, m2];
+        m[i] = m[i].max(end);
     }
 
     /// The leftmost (smallest pfn) reservation of `mask`'s attributes in
@@ -284,40 +289,49 @@ impl MemTypes {
         if t == NIL {
             return x;
         }
-        let (xn, tn) = (self.nodes[x as usize], self.nodes[t as usize]);
-        if xn.prio > tn.prio {
-            let (l, r) = self.split(t, xn.key());
+        let (xkey, xprio, xi, xend) = {
+            let n = &self.nodes[x as usize];
+            (n.key(), n.prio, attr_index(n.attr), n.end)
+        };
+        let (tkey, tprio) = {
+            let n = &self.nodes[t as usize];
+            (n.key(), n.prio)
+        };
+        if xprio > tprio {
+            let (l, r) = self.split(t, xkey);
             self.nodes[x as usize].left = l;
             self.nodes[x as usize].right = r;
             self.update(x);
             return x;
         }
-        if xn.key() < tn.key() {
-            let c = self.insert(tn.left, x);
+        if xkey < tkey {
+            let c = self.insert(self.nodes[t as usize].left, x);
             self.nodes[t as usize].left = c;
         } else {
-            let c = self.insert(tn.right, x);
+            let c = self.insert(self.nodes[t as usize].right, x);
             self.nodes[t as usize].right = c;
         }
         // The subtree only gained x: its maxima can only grow to x's end.
-        let i = attr_index(xn.attr);
-        let m = &mut self.nodes[t as usize].max_end[i];
-        *m = (*m).max(xn.end);
+        let m = &mut self.nodes[t as usize].max_end[xi];
+        *m = (*m).max(xend);
         t
     }
 
     /// Removes the node with `key` (present) from subtree `t`; returns the
     /// new subtree root.
     fn remove(&mut self, t: u32, key: (u32, u32, usize)) -> u32 {
-        let n = self.nodes[t as usize];
-        match key.cmp(&n.key()) {
-            core::cmp::Ordering::Equal => return self.merge(n.left, n.right),
+        let (tkey, l, r) = {
+            let n = &self.nodes[t as usize];
+            (n.key(), n.left, n.right)
+        };
+        match key.cmp(&tkey) {
+            core::cmp::Ordering::Equal => return self.merge(l, r),
             core::cmp::Ordering::Less => {
-                let c = self.remove(n.left, key);
+                let c = self.remove(l, key);
                 self.nodes[t as usize].left = c;
             }
             core::cmp::Ordering::Greater => {
-                let c = self.remove(n.right, key);
+                let c = self.remove(r, key);
                 self.nodes[t as usize].right = c;
             }
         }
@@ -330,14 +344,17 @@ impl MemTypes {
         if t == NIL {
             return (NIL, NIL);
         }
-        let n = self.nodes[t as usize];
-        if n.key() < key {
-            let (l, r) = self.split(n.right, key);
+        let (tkey, tl, tr) = {
+            let n = &self.nodes[t as usize];
+            (n.key(), n.left, n.right)
+        };
+        if tkey < key {
+            let (l, r) = self.split(tr, key);
             self.nodes[t as usize].right = l;
             self.update(t);
             (t, r)
         } else {
-            let (l, r) = self.split(n.left, key);
+            let (l, r) = self.split(tl, key);
             self.nodes[t as usize].left = r;
             self.update(t);
             (l, t)
