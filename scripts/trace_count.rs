@@ -355,7 +355,7 @@ fn report(
             _ => "whole region".to_string(),
         };
         println!("{name} = {n} [{what}] | region {} / {tmu}", pcs.len());
-        if n >= 2000 {
+        if n >= 100 {
             writeln!(prof, "{name}: {n} instructions").map_err(|e| e.to_string())?;
             for (c, f) in profile(&pcs[i..i + n], &names).into_iter().take(12) {
                 writeln!(prof, "  {c:>10}  {}", short(&f)).map_err(|e| e.to_string())?;

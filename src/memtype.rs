@@ -128,7 +128,12 @@ impl MemTypes {
     /// subtree `t` that ends after `pfn`. Only subtrees whose `max_end` says
     /// they hold one are entered, so this never backtracks: O(depth).
     fn first_ending_after(&self, mut t: u32, pfn: u32, mask: u8) -> Option<u32> {
-        while t != NIL && self.max_end(t, mask) > pfn {
+        if self.max_end(t, mask) <= pfn {
+            return None;
+        }
+        // Invariant: subtree t holds one. If neither its left subtree nor
+        // t itself does, its right subtree must.
+        while t != NIL {
             let n = &self.nodes[t as usize];
             if self.max_end(n.left, mask) > pfn {
                 t = n.left;
@@ -198,7 +203,7 @@ impl MemTypes {
                 }
             };
             self.update(t);
-            self.root = self.insert(self.root, t);
+            self.insert(t);
         }
         self.live += 1;
         Ok(())
@@ -213,7 +218,8 @@ impl MemTypes {
             self.nodes[t as usize].count -= 1;
             return Ok(());
         }
-        self.root = self.remove(self.root, key);
+        let end = self.nodes[t as usize].end;
+        self.root = self.remove(self.root, key, end);
         self.free.push(t);
         if self.root == NIL && self.nodes.len() > 64 {
             // Nothing live: give a large arena back (a small one is kept, so
@@ -282,44 +288,41 @@ impl MemTypes {
         x
     }
 
-    /// Inserts node `x` (not in the tree, its key absent) into subtree `t`:
-    /// down to where its priority belongs, then the subtree there is split
-    /// around it. Returns the new subtree root.
-    fn insert(&mut self, t: u32, x: u32) -> u32 {
-        if t == NIL {
-            return x;
-        }
+    /// Inserts node `x` (not in the tree, its key absent): down to where
+    /// its priority belongs, raising the maxima it passes (it only adds a
+    /// range), then the subtree there is split around it.
+    fn insert(&mut self, x: u32) {
         let (xkey, xprio, xi, xend) = {
             let n = &self.nodes[x as usize];
             (n.key(), n.prio, attr_index(n.attr), n.end)
         };
-        let (tkey, tprio) = {
-            let n = &self.nodes[t as usize];
-            (n.key(), n.prio)
-        };
-        if xprio > tprio {
-            let (l, r) = self.split(t, xkey);
-            self.nodes[x as usize].left = l;
-            self.nodes[x as usize].right = r;
-            self.update(x);
-            return x;
+        let (mut parent, mut left) = (NIL, false);
+        let mut t = self.root;
+        while t != NIL && self.nodes[t as usize].prio >= xprio {
+            let n = &mut self.nodes[t as usize];
+            n.max_end[xi] = n.max_end[xi].max(xend);
+            parent = t;
+            left = xkey < n.key();
+            t = if left { n.left } else { n.right };
         }
-        if xkey < tkey {
-            let c = self.insert(self.nodes[t as usize].left, x);
-            self.nodes[t as usize].left = c;
+        let (l, r) = self.split(t, xkey);
+        self.nodes[x as usize].left = l;
+        self.nodes[x as usize].right = r;
+        self.update(x);
+        if parent == NIL {
+            self.root = x;
+        } else if left {
+            self.nodes[parent as usize].left = x;
         } else {
-            let c = self.insert(self.nodes[t as usize].right, x);
-            self.nodes[t as usize].right = c;
+            self.nodes[parent as usize].right = x;
         }
-        // The subtree only gained x: its maxima can only grow to x's end.
-        let m = &mut self.nodes[t as usize].max_end[xi];
-        *m = (*m).max(xend);
-        t
     }
 
     /// Removes the node with `key` (present) from subtree `t`; returns the
     /// new subtree root.
-    fn remove(&mut self, t: u32, key: (u32, u32, usize)) -> u32 {
+    /// A node's maxima change only if the removed range (ending at `end`)
+    /// was what set them.
+    fn remove(&mut self, t: u32, key: (u32, u32, usize), end: u32) -> u32 {
         let (tkey, l, r) = {
             let n = &self.nodes[t as usize];
             (n.key(), n.left, n.right)
@@ -327,15 +330,17 @@ impl MemTypes {
         match key.cmp(&tkey) {
             core::cmp::Ordering::Equal => return self.merge(l, r),
             core::cmp::Ordering::Less => {
-                let c = self.remove(l, key);
+                let c = self.remove(l, key, end);
                 self.nodes[t as usize].left = c;
             }
             core::cmp::Ordering::Greater => {
-                let c = self.remove(r, key);
+                let c = self.remove(r, key, end);
                 self.nodes[t as usize].right = c;
             }
         }
-        self.update(t);
+        if self.nodes[t as usize].max_end[key.2] == end {
+            self.update(t);
+        }
         t
     }
 
