@@ -26,6 +26,9 @@ use core::ptr::NonNull;
 use sh4_mm::{
     CacheAttr, FrameAllocator, MmError, MmId, MmResult, Page, PhysAddr, Prot, VirtAddr, INIT_MM,
 };
+use sh4_mm::frame::P1Access;
+use sh4_mm::pgtable::PageTable;
+use sh4_mm::sh4::Sh4Hw;
 use volatile::VolatilePtr;
 
 extern "C" {
@@ -179,13 +182,27 @@ fn run_all(mm: &mut Kmm, b: &mut Bench) -> MmResult<()> {
         CacheAttr::Uncached,
     )?;
     let w = mm.vmalloc(PAGE)?;
-    // SAFETY: mapped in swapper only: the miss goes through vmalloc_fault.
+    // SAFETY: mapped in swapper only: the fast path copies the entry.
     b.measure(
-        "TLB miss via vmalloc_fault (exception to retry)".into(),
+        "TLB miss needing the P3 first-level copy, assembly fast path (exception to retry)".into(),
         Count::Exc(tlb_vector),
         true,
         || unsafe { (w.as_u32() as *const u32).read_volatile() },
     );
+    // The same with the copy left to the Rust slow path (as for a kernel
+    // that does not set sh4mm_swapper_pgd): p loses the entry and the TLB
+    // entry again.
+    PageTable::new(&P1Access, mm.pgd(p)?).set_pgd_raw(w.pgd_index(), 0);
+    sh4_mm::tlb::flush_page(&Sh4Hw, Page::containing(w), sh4_mm::tlb::current_asid(&Sh4Hw));
+    crate::exc::fast_path_pgd_copy(None);
+    // SAFETY: as above; now the slow path's vmalloc_fault copies it.
+    b.measure(
+        "TLB miss needing the P3 first-level copy, Rust vmalloc_fault (exception to retry)".into(),
+        Count::Exc(tlb_vector),
+        true,
+        || unsafe { (w.as_u32() as *const u32).read_volatile() },
+    );
+    crate::exc::fast_path_pgd_copy(Some(mm.swapper_pg_dir().start().to_p1().as_u32()));
     mm.switch_mm(INIT_MM)?;
 
     // Initial page write: a clean user page written by the kernel (the miss
