@@ -62,28 +62,34 @@ vbr_base:
 	mov	#0, r0
 	.org	vbr_base + 0x400	/* TLB miss: the fast path */
 /* Walks TTB's tables with bank-1 registers only (no frame, BL=1 throughout,
- * touching only P1 and P4). A missing first-level entry or an invalid PTE
- * goes to the Rust slow path. A write to a clean (D=0) page is loaded as is:
- * the write then raises an initial-page-write exception (0x080), which the
- * slow path handles. PTEH's VPN is cut to the 4 KiB page before LDTLB: the
- * exception leaves the faulting address's bits 11:10 in it, and QEMU stores
- * and compares all 22 VPN bits in an associative UTLB write (the manual
- * compares by page size), so a page-aligned flush would miss such an entry.
- * 28 instructions from the vector to RTE.
+ * touching only P1 and P4). A P3 address whose first-level entry is missing
+ * in TTB's table but present in swapper_pg_dir gets it copied first: this is
+ * vmalloc_fault (src/fault.rs, fast_path_p3_copy is its Rust twin), atomic
+ * because BL=1 holds off interrupts. It needs swapper's P1 address in
+ * sh4mm_swapper_pgd (set by the kernel; until then it points at a zero table,
+ * and the Rust slow path does the copy). Any other missing entry or an
+ * invalid PTE goes to the Rust slow path. A write to a clean (D=0) page is
+ * loaded as is: the write then raises an initial-page-write exception
+ * (0x080), which the slow path handles. PTEH's VPN is cut to the 4 KiB page
+ * before LDTLB: the exception leaves the faulting address's bits 11:10 in it,
+ * and QEMU stores and compares all 22 VPN bits in an associative UTLB write
+ * (the manual compares by page size), so a page-aligned flush would miss such
+ * an entry (docs/EMULATORS.md row 21). 28 instructions from the vector to
+ * RTE; 41 with the first-level copy.
  */
 	.global	sh4mm_tlb_miss_vector
 sh4mm_tlb_miss_vector:
 	mov.l	.Lmmu_regs, r1		/* PTEH; PTEL +4, TTB +8, TEA +12 */
 	mov.l	@(12, r1), r2		/* va = TEA */
-	mov.l	@(8, r1), r3		/* pgd (P1) = TTB */
+	mov.l	@(8, r1), r6		/* pgd (P1) = TTB */
 	mov	#-22, r4
 	mov	r2, r0
 	shld	r4, r0
 	shll2	r0			/* (va >> 22) * 4 */
-	mov.l	@(r0, r3), r3		/* PTE page (P1) or 0 */
+	mov.l	@(r0, r6), r3		/* PTE page (P1) or 0 */
 	tst	r3, r3
-	bt	.Lslow
-	mov	r2, r0
+	bt	.Lpgd_copy
+.Lwalk:	mov	r2, r0
 	shlr8	r0
 	shlr2	r0
 	mov.w	.Lpte_off_mask, r5
@@ -105,7 +111,22 @@ sh4mm_tlb_miss_vector:
 .Lslow:
 	bra	exc_common
 	mov	#1, r0
+.Lpgd_copy:
+	mov	r0, r7
+	shlr8	r7
+	shlr	r7			/* va >> 29 */
+	mov	#6, r5
+	cmp/eq	r5, r7
+	bf	.Lslow			/* not P3 (0xC0000000..0xDFFFFFFF) */
+	mov.l	.Lswapper_pgd, r5
+	mov.l	@r5, r5			/* swapper_pg_dir (P1), or the zero table */
+	mov.l	@(r0, r5), r3
+	tst	r3, r3
+	bt	.Lslow			/* not mapped in swapper either */
+	bra	.Lwalk
+	mov.l	r3, @(r0, r6)		/* copy it into TTB's table */
 	.balign	4
+.Lswapper_pgd:	.long	sh4mm_swapper_pgd
 .Lmmu_regs:	.long	0xff000000
 .Lptel_mask:	.long	0x1ffffdff
 .Lpte_off_mask:	.word	0x0ffc
@@ -229,3 +250,18 @@ exc_common:
 .Lclear_rb_bl_imask: .long	0xcfffff0f
 .Lset_rb_bl:	.long	0x30000000
 .Lhandler:	.long	sh4mm_exception
+
+/* swapper_pg_dir's P1 address for the fast path's first-level copy, set by
+ * the kernel once the memory manager exists. Until then it points 0xC00
+ * bytes before a zeroed 512-byte table, so the lookup of any P3 index
+ * (byte offsets 0xC00..0xDFC) reads 0 and the miss goes to the slow path. */
+	.section .data
+	.balign	4
+	.global	sh4mm_swapper_pgd
+sh4mm_swapper_pgd:
+	.long	sh4mm_no_swapper - 0xc00
+	.section .bss
+	.balign	4
+	.global	sh4mm_no_swapper
+sh4mm_no_swapper:
+	.space	512

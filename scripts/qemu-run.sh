@@ -9,6 +9,7 @@
 #   124 timed out (a hang)            125 QEMU ended without the sentinel (reset?)
 # (the same for scripts/gxemul-run.sh; scripts/emu-run.sh picks the emulator).
 # Timeout: $SH4MM_TIMEOUT seconds (default 120). Console copy: $SH4MM_LOG.
+# -icount shift: $SH4MM_ICOUNT (default 7; "none" for none).
 set -uo pipefail
 bin=${1:?usage: qemu-run.sh KERNEL.bin [qemu args]}; shift
 [ -f "$bin" ] || { echo "qemu-run: no such image: $bin" >&2; exit 2; }
@@ -25,9 +26,13 @@ flash=()
 if [ -f "$(dirname "$bin")/flash.img" ]; then
     flash=(-drive "if=pflash,file=$(dirname "$bin")/flash.img,format=raw,readonly=on")
 fi
+# SH4MM_ICOUNT=none: no -icount (an instruction trace then logs each
+# instruction once; under -icount one doing I/O is logged twice).
+icount=(-icount shift="${SH4MM_ICOUNT:-7}")
+[ "${SH4MM_ICOUNT:-7}" = none ] && icount=()
 timeout -k 3 "${SH4MM_TIMEOUT:-120}" qemu-system-sh4 -M r2d -kernel "$bin" \
     -display none -monitor none -serial null -serial stdio -nic none -no-reboot \
-    -icount shift="${SH4MM_ICOUNT:-7}" "${flash[@]}" "$@" < /dev/null | tee "$log"
+    "${icount[@]}" "${flash[@]}" "$@" < /dev/null | tee "$log"
 rc=${PIPESTATUS[0]}
 if [ "$rc" = 124 ] || [ "$rc" = 137 ]; then
     echo "qemu-run: FAILED: timed out after ${SH4MM_TIMEOUT:-120}s (kernel hung)" >&2

@@ -98,6 +98,35 @@ pub fn fast_path<H: MmuHw + ?Sized, M: PhysAccess + ?Sized>(hw: &H, mem: &M, va:
     true
 }
 
+/// The assembly fast path once the kernel has given it `swapper_pg_dir`
+/// (`sh4mm_swapper_pgd` in boot/start.S), in Rust (its specification): a P3
+/// address whose first-level entry is missing in the active table but
+/// present in `swapper` gets it copied — `vmalloc_fault`, atomic there
+/// because SR.BL=1 holds interrupts off — and the walk goes on as in
+/// [`fast_path`]. Anything else is left to the slow path unchanged.
+pub fn fast_path_with_pgd_copy<H: MmuHw + ?Sized, M: PhysAccess + ?Sized>(
+    hw: &H,
+    mem: &M,
+    ctx: &FaultContext,
+    va: VirtAddr,
+    write: bool,
+) -> bool {
+    let Some(active) = active_pgd(hw) else { return false };
+    let (idx, table) = (va.pgd_index(), PageTable::view(mem, active));
+    if va.region() == Region::P3 && table.pgd_raw(idx) == 0 {
+        match PageTable::view(mem, ctx.swapper).pgd_raw(idx) {
+            0 => return false,
+            raw => match table.set_pgd_raw(idx, raw) {
+                // SAFETY: the entry was empty: the TLB holds no translation
+                // through it.
+                Ok(p) => unsafe { p.discard() },
+                Err(_) => return false,
+            },
+        }
+    }
+    fast_path(hw, mem, va, write)
+}
+
 /// `vmalloc_fault`: if `va` is a P3 address whose first-level entry is
 /// missing in the active table but present in `swapper_pg_dir`, copy it.
 /// Must be called with interrupts masked (it is one check-and-set).

@@ -338,13 +338,7 @@ impl<H: MmuHw, M: PhysAccess, A: FrameAllocator> MemoryManager<H, M, A> {
     }
 
     fn activate_asid(&mut self, id: MmId) -> MmResult<u8> {
-        if id == INIT_MM {
-            self.hw.set_pteh(0);
-            return Ok(0);
-        }
-        let mut ctx = self.data(id)?.context;
-        let a = self.asids.assign(&mut ctx);
-        self.data_mut(id)?.context = ctx;
+        let (_, a) = self.assign_asid(id)?;
         if a.flush_all {
             tlb::flush_all(&self.hw);
         }
@@ -352,17 +346,37 @@ impl<H: MmuHw, M: PhysAccess, A: FrameAllocator> MemoryManager<H, M, A> {
         Ok(a.asid)
     }
 
+    /// `id`'s first-level table and its ASID (assigned now if its context
+    /// is from an older generation): one slot lookup, no hardware access.
+    fn assign_asid(&mut self, id: MmId) -> MmResult<(Frame, crate::asid::Assigned)> {
+        let data = self
+            .mms
+            .get_mut(id.index as usize)
+            .filter(|s| s.gen == id.gen)
+            .and_then(|s| s.data.as_mut())
+            .ok_or(MmError::BadHandle)?;
+        let a = if id == INIT_MM {
+            crate::asid::Assigned { asid: 0, flush_all: false }
+        } else {
+            self.asids.assign(&mut data.context)
+        };
+        Ok((data.pgd, a))
+    }
+
     /// Loads `next` into TTB and PTEH.ASID (assigning an ASID, and flushing
     /// the TLB on ASID rollover). Interrupts are masked meanwhile so TTB and
-    /// the ASID never disagree when a TLB miss is taken.
+    /// the ASID never disagree when a TLB miss is taken. (The ASID choice is
+    /// bookkeeping under `&mut self` and is made before masking.)
     pub fn switch_mm(&mut self, next: MmId) -> MmResult<()> {
         self.task_context()?;
-        let pgd = self.data(next)?.pgd;
+        let (pgd, a) = self.assign_asid(next)?;
         let saved = self.hw.irq_save();
         self.hw.set_ttb(pgd.start().to_p1().as_u32());
-        let r = self.activate_asid(next);
+        if a.flush_all {
+            tlb::flush_all(&self.hw);
+        }
+        self.hw.set_pteh(a.asid as u32);
         self.hw.irq_restore(saved);
-        r?;
         self.active = next;
         Ok(())
     }

@@ -15,36 +15,146 @@ use crate::frame::{FrameAllocator, PhysAccess};
 use crate::hw::MmuHw;
 use crate::manager::MemoryManager;
 use crate::pte::CacheAttr;
-use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 
-/// Live reservations: start pfn -> list of (pages, attr). Overlapping
-/// reservations with the same attribute are allowed and counted.
-#[derive(Debug, Default)]
+/// Live reservations, each `[pfn, pfn+pages)` with one attribute.
+/// Overlapping reservations with the same attribute are allowed and counted;
+/// identical ones share a record with a count.
+///
+/// An interval tree: a treap (binary search tree on `(pfn, pages, attr)`,
+/// heap-ordered on pseudo-random priorities, so its expected depth is
+/// O(log n) whatever order reservations arrive in) whose nodes also hold,
+/// per attribute, the largest end pfn in their subtree. A conflict or a
+/// lookup descends only into subtrees that hold an overlapping reservation,
+/// so [`Self::conflict`], [`Self::lookup`], [`Self::reserve`] and
+/// [`Self::release`] are O(log n) however long or numerous the reservations
+/// are. Nodes live in one `Vec` (freed slots are reused), so a reservation
+/// costs no heap allocation once the arena has grown.
+#[derive(Default)]
 pub struct MemTypes {
-    by_start: BTreeMap<u32, Vec<(u32, CacheAttr)>>,
-    longest: u32,
+    nodes: Vec<Node>,
+    /// Free slots in `nodes`.
+    free: Vec<u32>,
+    root: u32,
+    /// Live reservations (identical ones counted separately).
+    live: usize,
+    /// xorshift32 state for node priorities (0 until the first insert).
+    seed: u32,
+}
+
+const NIL: u32 = u32::MAX;
+
+#[derive(Clone, Copy, Debug)]
+struct Node {
+    pfn: u32,
+    pages: u32,
+    /// `pfn + pages`, saturated.
+    end: u32,
+    attr: CacheAttr,
+    /// Reservations with exactly these arguments.
+    count: u32,
+    prio: u32,
+    left: u32,
+    right: u32,
+    /// Largest `end` of a reservation with attribute `i` (see [`attr_index`])
+    /// in this subtree; 0 when there is none (an end is never 0: pages > 0).
+    max_end: [u32; 3],
+}
+
+const fn attr_index(a: CacheAttr) -> usize {
+    match a {
+        CacheAttr::WriteBack => 0,
+        CacheAttr::WriteThrough => 1,
+        CacheAttr::Uncached => 2,
+    }
+}
+
+/// Attribute-index bit masks.
+const ALL: u8 = 0b111;
+const fn others(a: CacheAttr) -> u8 {
+    ALL & !(1 << attr_index(a))
+}
+
+impl Node {
+    #[inline]
+    fn key(&self) -> (u32, u32, usize) {
+        (self.pfn, self.pages, attr_index(self.attr))
+    }
 }
 
 impl MemTypes {
     /// No reservations.
     pub const fn new() -> Self {
-        MemTypes { by_start: BTreeMap::new(), longest: 0 }
+        MemTypes { nodes: Vec::new(), free: Vec::new(), root: NIL, live: 0, seed: 0 }
+    }
+
+    // On the SH-4 target a whole `Node` copy is an out-of-line memcpy, so
+    // the hot paths below read and write single fields.
+
+    /// Largest end among the reservations of `mask`'s attributes in subtree `t`.
+    #[inline]
+    fn max_end(&self, t: u32, mask: u8) -> u32 {
+        if t == NIL {
+            return 0;
+        }
+        let m = &self.nodes[t as usize].max_end;
+        let a = if mask & 1 != 0 { m[0] } else { 0 };
+        let b = if mask & 2 != 0 { m[1] } else { 0 };
+        let c = if mask & 4 != 0 { m[2] } else { 0 };
+        a.max(b).max(c)
+    }
+
+    /// Recomputes `t`'s augmentation from its own range and its children's.
+    fn update(&mut self, t: u32) {
+        let (l, r, i, end) = {
+            let n = &self.nodes[t as usize];
+            (n.left, n.right, attr_index(n.attr), n.end)
+        };
+        let (mut m0, mut m1, mut m2) = (0, 0, 0);
+        for c in [l, r] {
+            if c != NIL {
+                let cm = &self.nodes[c as usize].max_end;
+                m0 = m0.max(cm[0]);
+                m1 = m1.max(cm[1]);
+                m2 = m2.max(cm[2]);
+            }
+        }
+        let m = &mut self.nodes[t as usize].max_end;
+        *m = [m0, m1, m2];
+        m[i] = m[i].max(end);
+    }
+
+    /// The leftmost (smallest pfn) reservation of `mask`'s attributes in
+    /// subtree `t` that ends after `pfn`. Only subtrees whose `max_end` says
+    /// they hold one are entered, so this never backtracks: O(depth).
+    fn first_ending_after(&self, mut t: u32, pfn: u32, mask: u8) -> Option<u32> {
+        if self.max_end(t, mask) <= pfn {
+            return None;
+        }
+        // Invariant: subtree t holds one. If neither its left subtree nor
+        // t itself does, its right subtree must.
+        while t != NIL {
+            let n = &self.nodes[t as usize];
+            if self.max_end(n.left, mask) > pfn {
+                t = n.left;
+            } else if mask & (1 << attr_index(n.attr)) != 0 && n.end > pfn {
+                return Some(t);
+            } else {
+                t = n.right;
+            }
+        }
+        None
     }
 
     /// The attribute of a live reservation overlapping `[pfn, pfn+pages)`
     /// that differs from `attr`, with the first conflicting pfn.
     pub fn conflict(&self, pfn: u32, pages: u32, attr: CacheAttr) -> Option<(u32, CacheAttr)> {
         let end = pfn.saturating_add(pages);
-        let lo = pfn.saturating_sub(self.longest);
-        for (&s, list) in self.by_start.range(lo..end) {
-            for &(n, a) in list {
-                if s.saturating_add(n) > pfn && a != attr {
-                    return Some((s.max(pfn), a));
-                }
-            }
-        }
-        None
+        // Of the reservations that end after pfn, the one starting first
+        // overlaps the range if anything does.
+        let t = self.first_ending_after(self.root, pfn, others(attr))?;
+        let n = &self.nodes[t as usize];
+        (n.pfn < end).then(|| (n.pfn.max(pfn), n.attr))
     }
 
     /// Records `[pfn, pfn+pages)` as mapped with `attr`, or refuses it.
@@ -59,40 +169,228 @@ impl MemTypes {
                 existing,
             });
         }
-        self.by_start.entry(pfn).or_default().push((pages, attr));
-        self.longest = self.longest.max(pages);
+        let key = (pfn, pages, attr_index(attr));
+        if let Some(t) = self.find(key) {
+            self.nodes[t as usize].count += 1;
+        } else {
+            // Grow the arena first: the only step that can fail. The free
+            // list gets room for every slot, so release never allocates.
+            if self.free.is_empty() && self.nodes.len() == self.nodes.capacity() {
+                self.nodes.try_reserve(1).map_err(|_| MmError::OutOfFrames)?;
+                let want = self.nodes.capacity() - self.free.len();
+                self.free.try_reserve_exact(want).map_err(|_| MmError::OutOfFrames)?;
+            }
+            let prio = self.next_prio();
+            let node = Node {
+                pfn,
+                pages,
+                end: pfn.saturating_add(pages),
+                attr,
+                count: 1,
+                prio,
+                left: NIL,
+                right: NIL,
+                max_end: [0; 3],
+            };
+            let t = match self.free.pop() {
+                Some(t) => {
+                    self.nodes[t as usize] = node;
+                    t
+                }
+                None => {
+                    self.nodes.push(node);
+                    (self.nodes.len() - 1) as u32
+                }
+            };
+            self.update(t);
+            self.insert(t);
+        }
+        self.live += 1;
         Ok(())
     }
 
     /// Drops one reservation made with exactly these arguments.
     pub fn release(&mut self, pfn: u32, pages: u32, attr: CacheAttr) -> MmResult<()> {
-        let list = self.by_start.get_mut(&pfn).ok_or(MmError::BadHandle)?;
-        let i = list.iter().position(|&e| e == (pages, attr)).ok_or(MmError::BadHandle)?;
-        list.swap_remove(i);
-        if list.is_empty() {
-            self.by_start.remove(&pfn);
+        let key = (pfn, pages, attr_index(attr));
+        let t = self.find(key).ok_or(MmError::BadHandle)?;
+        self.live -= 1;
+        if self.nodes[t as usize].count > 1 {
+            self.nodes[t as usize].count -= 1;
+            return Ok(());
+        }
+        let end = self.nodes[t as usize].end;
+        self.root = self.remove(self.root, key, end);
+        self.free.push(t);
+        if self.root == NIL && self.nodes.len() > 64 {
+            // Nothing live: give a large arena back (a small one is kept, so
+            // that one reservation coming and going costs no allocation).
+            self.nodes = Vec::new();
+            self.free = Vec::new();
+        } else if self.root == NIL {
+            self.nodes.clear();
+            self.free.clear();
         }
         Ok(())
     }
 
     /// The attribute frame `pfn` is mapped with, if any mapping is live.
     pub fn lookup(&self, pfn: u32) -> Option<CacheAttr> {
-        let lo = pfn.saturating_sub(self.longest);
-        self.by_start
-            .range(lo..=pfn)
-            .flat_map(|(&s, l)| l.iter().map(move |&(n, a)| (s, n, a)))
-            .find(|&(s, n, _)| s.saturating_add(n) > pfn)
-            .map(|(_, _, a)| a)
+        let t = self.first_ending_after(self.root, pfn, ALL)?;
+        let n = &self.nodes[t as usize];
+        (n.pfn <= pfn).then_some(n.attr)
     }
 
     /// Number of live reservations.
     pub fn len(&self) -> usize {
-        self.by_start.values().map(Vec::len).sum()
+        self.live
     }
 
     /// Whether nothing is reserved.
     pub fn is_empty(&self) -> bool {
-        self.by_start.is_empty()
+        self.live == 0
+    }
+
+    /// The live reservations in pfn order: `(pfn, pages, attr, count)`.
+    pub fn iter(&self) -> impl Iterator<Item = (u32, u32, CacheAttr, u32)> + '_ {
+        let mut stack = Vec::new();
+        let mut t = self.root;
+        core::iter::from_fn(move || {
+            while t != NIL {
+                stack.push(t);
+                t = self.nodes[t as usize].left;
+            }
+            let n = self.nodes[stack.pop()? as usize];
+            t = n.right;
+            Some((n.pfn, n.pages, n.attr, n.count))
+        })
+    }
+
+    fn find(&self, key: (u32, u32, usize)) -> Option<u32> {
+        let mut t = self.root;
+        while t != NIL {
+            let n = &self.nodes[t as usize];
+            match key.cmp(&n.key()) {
+                core::cmp::Ordering::Less => t = n.left,
+                core::cmp::Ordering::Greater => t = n.right,
+                core::cmp::Ordering::Equal => return Some(t),
+            }
+        }
+        None
+    }
+
+    fn next_prio(&mut self) -> u32 {
+        // xorshift32: priorities only need to be unrelated to the keys.
+        let mut x = if self.seed == 0 { 0x9E37_79B9 } else { self.seed };
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        self.seed = x;
+        x
+    }
+
+    /// Inserts node `x` (not in the tree, its key absent): down to where
+    /// its priority belongs, raising the maxima it passes (it only adds a
+    /// range), then the subtree there is split around it.
+    fn insert(&mut self, x: u32) {
+        let (xkey, xprio, xi, xend) = {
+            let n = &self.nodes[x as usize];
+            (n.key(), n.prio, attr_index(n.attr), n.end)
+        };
+        let (mut parent, mut left) = (NIL, false);
+        let mut t = self.root;
+        while t != NIL && self.nodes[t as usize].prio >= xprio {
+            let n = &mut self.nodes[t as usize];
+            n.max_end[xi] = n.max_end[xi].max(xend);
+            parent = t;
+            left = xkey < n.key();
+            t = if left { n.left } else { n.right };
+        }
+        let (l, r) = self.split(t, xkey);
+        self.nodes[x as usize].left = l;
+        self.nodes[x as usize].right = r;
+        self.update(x);
+        if parent == NIL {
+            self.root = x;
+        } else if left {
+            self.nodes[parent as usize].left = x;
+        } else {
+            self.nodes[parent as usize].right = x;
+        }
+    }
+
+    /// Removes the node with `key` (present) from subtree `t`; returns the
+    /// new subtree root.
+    /// A node's maxima change only if the removed range (ending at `end`)
+    /// was what set them.
+    fn remove(&mut self, t: u32, key: (u32, u32, usize), end: u32) -> u32 {
+        let (tkey, l, r) = {
+            let n = &self.nodes[t as usize];
+            (n.key(), n.left, n.right)
+        };
+        match key.cmp(&tkey) {
+            core::cmp::Ordering::Equal => return self.merge(l, r),
+            core::cmp::Ordering::Less => {
+                let c = self.remove(l, key, end);
+                self.nodes[t as usize].left = c;
+            }
+            core::cmp::Ordering::Greater => {
+                let c = self.remove(r, key, end);
+                self.nodes[t as usize].right = c;
+            }
+        }
+        if self.nodes[t as usize].max_end[key.2] == end {
+            self.update(t);
+        }
+        t
+    }
+
+    /// Splits subtree `t` into keys `< key` and keys `>= key`.
+    fn split(&mut self, t: u32, key: (u32, u32, usize)) -> (u32, u32) {
+        if t == NIL {
+            return (NIL, NIL);
+        }
+        let (tkey, tl, tr) = {
+            let n = &self.nodes[t as usize];
+            (n.key(), n.left, n.right)
+        };
+        if tkey < key {
+            let (l, r) = self.split(tr, key);
+            self.nodes[t as usize].right = l;
+            self.update(t);
+            (t, r)
+        } else {
+            let (l, r) = self.split(tl, key);
+            self.nodes[t as usize].left = r;
+            self.update(t);
+            (l, t)
+        }
+    }
+
+    /// Joins two subtrees, every key of `a` below every key of `b`.
+    fn merge(&mut self, a: u32, b: u32) -> u32 {
+        if a == NIL {
+            return b;
+        }
+        if b == NIL {
+            return a;
+        }
+        if self.nodes[a as usize].prio >= self.nodes[b as usize].prio {
+            let m = self.merge(self.nodes[a as usize].right, b);
+            self.nodes[a as usize].right = m;
+            self.update(a);
+            a
+        } else {
+            let m = self.merge(a, self.nodes[b as usize].left);
+            self.nodes[b as usize].left = m;
+            self.update(b);
+            b
+        }
+    }
+}
+
+impl core::fmt::Debug for MemTypes {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_list().entries(self.iter()).finish()
     }
 }
 

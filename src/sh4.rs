@@ -22,6 +22,7 @@ mod imp {
         fn sh4mm_utlb_addr_write(addr: u32, value: u32);
         fn sh4mm_utlb_data_write(addr: u32, value: u32);
         fn sh4mm_cache_op(op: u32, va: u32, len: u32);
+        fn sh4mm_zero_page(va: u32);
     }
 
     /// The CPU's MMU. Zero-sized: the state is the hardware's.
@@ -106,7 +107,7 @@ mod imp {
         }
         unsafe fn clear_page(&self, dst: u32) {
             // SAFETY: the caller guarantees the page is mapped writable.
-            unsafe { core::ptr::write_bytes(dst as usize as *mut u32, 0, 1024) }
+            unsafe { sh4mm_zero_page(dst) }
         }
         fn irq_save(&self) -> u32 {
             // SAFETY: sets SR.IMASK=15 and returns the old IMASK; no other

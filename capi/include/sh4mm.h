@@ -289,6 +289,15 @@ int32_t sh4mm_translate(uint64_t mm_handle, uint32_t va, uint32_t *pa_out);
 int32_t sh4mm_copy_user_page(uint32_t dst_pa, uint32_t src_pa, uint32_t user_va);
 
 /*
+ Calls the OS's `panic` hook (from `sh4mm_init`) with the message
+ "sh4mm_check_panic_hook: the panic hook is wired", the way a bug in the
+ library would reach it, so that an OS can check its hook once. It does not
+ return (the hook must not either); before `sh4mm_init` there is no hook and
+ the library stops in a loop.
+ */
+void sh4mm_check_panic_hook(void);
+
+/*
  A short description of an error code.
  */
 const uint8_t *sh4mm_strerror(int32_t err);

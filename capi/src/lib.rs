@@ -419,6 +419,16 @@ pub extern "C" fn sh4mm_copy_user_page(dst_pa: u32, src_pa: u32, user_va: u32) -
     with_mm(|mm| mm.copy_user_page(d, s, VirtAddr::new(user_va)).map(|_| 0))
 }
 
+/// Calls the OS's `panic` hook (from `sh4mm_init`) with the message
+/// "sh4mm_check_panic_hook: the panic hook is wired", the way a bug in the
+/// library would reach it, so that an OS can check its hook once. It does not
+/// return (the hook must not either); before `sh4mm_init` there is no hook and
+/// the library stops in a loop.
+#[no_mangle]
+pub extern "C" fn sh4mm_check_panic_hook() -> ! {
+    panic!("sh4mm_check_panic_hook: the panic hook is wired")
+}
+
 /// A short description of an error code.
 #[no_mangle]
 pub extern "C" fn sh4mm_strerror(err: i32) -> *const u8 {

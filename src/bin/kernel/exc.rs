@@ -29,9 +29,30 @@ pub static sh4mm_kernel_stack: AtomicU32 = AtomicU32::new(0);
 
 static FAULT_CTX: Once<FaultContext> = Once::new();
 
-/// Called once the memory manager exists.
+/// Called once the memory manager exists: the slow path gets the context,
+/// the assembly fast path swapper_pg_dir's address (so that it copies a
+/// missing P3 first-level entry itself).
 pub fn set_fault_context(ctx: FaultContext) {
     FAULT_CTX.call_once(|| ctx);
+    if let Some(ctx) = FAULT_CTX.get() {
+        fast_path_pgd_copy(Some(ctx.swapper().start().to_p1().as_u32()));
+    }
+}
+
+extern "C" {
+    static mut sh4mm_swapper_pgd: u32;
+    static sh4mm_no_swapper: u8;
+}
+
+/// Gives the fast path swapper_pg_dir's P1 address, or (`None`) takes it
+/// away: the fast path then leaves every missing first-level entry to the
+/// Rust slow path (its `vmalloc_fault`), as before the kernel set it.
+pub fn fast_path_pgd_copy(swapper_p1: Option<u32>) {
+    // 0xC00 bytes before the zero table: every P3 index reads 0 there.
+    let v = swapper_p1.unwrap_or((&raw const sh4mm_no_swapper as u32).wrapping_sub(0xC00));
+    // SAFETY: one aligned 32-bit store to a word only the TLB-miss vector
+    // reads (with SR.BL=1, so it sees the old or the new value, both valid).
+    unsafe { (&raw mut sh4mm_swapper_pgd).write_volatile(v) }
 }
 
 /// `sh4mm_user_call` result when the user program was killed by a fault

@@ -119,6 +119,10 @@ fn sweep(mm: &mut Kmm, ticks: u32, x: VirtAddr, y: VirtAddr, p_live: &mut Option
         // SAFETY: the frame behind a page we just mapped, through P2.
         unsafe { (pa.to_p2().as_u32() as *mut u32).write_volatile(v) };
     }
+    // The sweep is over the Rust vmalloc_fault: the fast path's own copy
+    // (with SR.BL=1, where no interrupt can land) is switched off meanwhile
+    // (the caller switches it back on, whatever the outcome).
+    crate::exc::fast_path_pgd_copy(None);
     *IRQ_HOOK.lock() = Some(tmu0_irq);
     reg::<u16>(IPRA).write(0x8000); // TMU0 priority: 0 -> nonzero once (QEMU quirk)
     let mut spcs = BTreeSet::new();
