@@ -20,6 +20,7 @@ mod irqsweep;
 mod qemu;
 mod soak;
 mod tests;
+mod tmu;
 
 /// Called by `boot/start.S` on the boot stack, bank 0, IMASK 15, BL clear.
 #[no_mangle]

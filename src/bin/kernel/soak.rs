@@ -12,20 +12,10 @@ use crate::exc::IRQ_HOOK;
 use crate::tests::{Kmm, MM};
 use alloc::string::String;
 use alloc::vec::Vec;
-use core::ptr::NonNull;
 use core::sync::atomic::{AtomicU32, Ordering};
 use sh4_mm::*;
-use volatile::VolatilePtr;
 
-fn reg<T>(addr: usize) -> VolatilePtr<'static, T> {
-    // SAFETY: TMU0 / INTC registers in P4, accessed at their documented widths.
-    unsafe { VolatilePtr::new(NonNull::new_unchecked(addr as *mut T)) }
-}
-const TSTR: usize = 0xFFD8_0004;
-const TCOR0: usize = 0xFFD8_0008;
-const TCNT0: usize = 0xFFD8_000C;
-const TCR0: usize = 0xFFD8_0010;
-const IPRA: usize = 0xFFD0_0004;
+use crate::tmu::{reg, IPRA, TCNT0, TCOR0, TCR0, TSTR};
 
 extern "C" {
     fn sh4mm_irq_save() -> u32;
