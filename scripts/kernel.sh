@@ -21,14 +21,14 @@ fail() { printf 'kernel: FAILED: %s\n' "$*" >&2; exit 1; }
 [ -x "$GCC_PREFIX/bin/sh4-linux-gnu-gcc" ] || fail "sh4 GCC missing ($GCC_PREFIX): run scripts/bootstrap.sh"
 
 build() {
-    bash "$ROOT/scripts/sh4-cargo" build --release --features kernel --bin sh4-mm-kernel "$@" >&2 \
+    bash "$ROOT/scripts/sh4-cargo" build --release -p sh4-mm-kernel "$@" >&2 \
         || fail "cargo build of the kernel failed"
     local elf="$ROOT/target/sh4-unknown-none/release/sh4-mm-kernel"
     rm -f "$elf.bin"
     sh4-linux-gnu-objcopy -O binary "$elf" "$elf.bin" || fail "objcopy failed"
-    # 16 MiB flash image for 0xA0000000 (multi-hit/reset vector), see boot/flash.S.
+    # 16 MiB flash image for 0xA0000000 (multi-hit/reset vector), see runtime/asm/flash.S.
     local fdir; fdir=$(dirname "$elf")
-    "$GCC_PREFIX/bin/sh4-linux-gnu-gcc" -c "$ROOT/boot/flash.S" -o "$fdir/flash.o" || fail "flash.S"
+    "$GCC_PREFIX/bin/sh4-linux-gnu-gcc" -c "$ROOT/runtime/asm/flash.S" -o "$fdir/flash.o" || fail "flash.S"
     sh4-linux-gnu-objcopy -O binary -j .text "$fdir/flash.o" "$fdir/flash.bin" || fail "flash objcopy"
     # QEMU's r2d pflash wants the whole 16 MiB; GXemul loads flash.bin as is.
     cp "$fdir/flash.bin" "$fdir/flash.img"
@@ -37,11 +37,10 @@ build() {
 }
 
 example() {
-    bash "$ROOT/scripts/sh4-cargo" build --release --features kernel --example tiny_os >&2 \
+    bash "$ROOT/scripts/sh4-cargo" build --release -p tiny_os >&2 \
         || fail "cargo build of examples/tiny_os failed"
-    local elf="$ROOT/target/sh4-unknown-none/release/examples/tiny_os"
+    local elf="$ROOT/target/sh4-unknown-none/release/tiny_os"
     sh4-linux-gnu-objcopy -O binary "$elf" "$elf.bin" || fail "objcopy failed"
-    cp "$ROOT/target/sh4-unknown-none/release/flash."{bin,img} "$(dirname "$elf")/"
     echo "$elf.bin"
 }
 

@@ -547,7 +547,7 @@ struct AbiProbe {
 }
 
 fn abi_layout_matches_c() -> Result<(), String> {
-    // SAFETY: a constant array defined in boot/abi_probe.c.
+    // SAFETY: a constant array defined in kernel/asm/abi_probe.c.
     let c = unsafe { sh4mm_abi_probe };
     let rust = [
         core::mem::size_of::<AbiProbe>() as u32,

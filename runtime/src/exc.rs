@@ -1,4 +1,4 @@
-//! The Rust side of `boot/start.S`: TLB exceptions go to the MM's slow path
+//! The Rust side of `asm/start.S`: TLB exceptions go to the MM's slow path
 //! (`sh4_mm::fault`), probes turn unfixable faults into results, anything
 //! else is an oops line and a failed run.
 
@@ -10,7 +10,9 @@ use sh4_mm::sh4::Sh4Hw;
 use sh4_mm::VirtAddr;
 use spin::Once;
 
-/// The frame `boot/start.S` builds.
+/// The frame `asm/start.S` builds (from the final r15 upwards): bank-0
+/// r0..r7, r8..r14, then the saved control registers and r15. The handler
+/// may edit it (e.g. `spc`) before it is restored.
 #[repr(C)]
 pub struct Frame {
     pub r: [u32; 15],
