@@ -50,6 +50,8 @@ fn check_atomic_flags(encoded: &str) -> Result<(), String> {
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");
     println!("cargo:rerun-if-changed=boot/mmu.S");
+    let boot = PathBuf::from(env::var("CARGO_MANIFEST_DIR").unwrap()).join("boot");
+    println!("cargo:include={}", boot.display());
     if env::var("CARGO_CFG_TARGET_OS").as_deref() != Ok("none") {
         return;
     }

@@ -29,6 +29,7 @@ fn main() {
         let obj = out.join(format!("{src}.o"));
         run(Command::new(&cc)
             .args(["-m4-nofpu", "-ml", "-O2", "-ffreestanding", "-fno-pic", "-c"])
+            .arg(format!("-I{}", env::var("DEP_SH4MM_ASM_INCLUDE").expect("sh4-mm's include dir")))
             .arg(dir.join("asm").join(src))
             .arg("-o")
             .arg(&obj));

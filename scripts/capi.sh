@@ -21,7 +21,7 @@ build() {
     local cc="$GCC_PREFIX/bin/sh4-linux-gnu-gcc" d="$OUT/c-kernel"
     mkdir -p "$d"
     for src in runtime/asm/start.S runtime/asm/user.S examples/c-kernel/main.c; do
-        "$cc" -m4-nofpu -ml -O2 -ffreestanding -fno-pic -Wall -Werror -I"$ROOT/capi/include" \
+        "$cc" -m4-nofpu -ml -O2 -ffreestanding -fno-pic -Wall -Werror -I"$ROOT/capi/include" -I"$ROOT/boot" \
             -c "$ROOT/$src" -o "$d/$(basename "$src").o" || fail "compiling $src"
     done
     sh4-linux-gnu-ld -T "$ROOT/runtime/linker.ld" --gc-sections --no-warn-rwx-segments -z noexecstack -o "$d/c-kernel" \

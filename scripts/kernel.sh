@@ -28,7 +28,7 @@ build() {
     sh4-linux-gnu-objcopy -O binary "$elf" "$elf.bin" || fail "objcopy failed"
     # 16 MiB flash image for 0xA0000000 (multi-hit/reset vector), see runtime/asm/flash.S.
     local fdir; fdir=$(dirname "$elf")
-    "$GCC_PREFIX/bin/sh4-linux-gnu-gcc" -c "$ROOT/runtime/asm/flash.S" -o "$fdir/flash.o" || fail "flash.S"
+    "$GCC_PREFIX/bin/sh4-linux-gnu-gcc" -I"$ROOT/boot" -c "$ROOT/runtime/asm/flash.S" -o "$fdir/flash.o" || fail "flash.S"
     sh4-linux-gnu-objcopy -O binary -j .text "$fdir/flash.o" "$fdir/flash.bin" || fail "flash objcopy"
     # QEMU's r2d pflash wants the whole 16 MiB; GXemul loads flash.bin as is.
     cp "$fdir/flash.bin" "$fdir/flash.img"
