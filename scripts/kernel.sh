@@ -6,6 +6,8 @@
 #   scripts/kernel.sh test         # same as run, but "ran no test"/timeouts are failures
 #   scripts/kernel.sh example      # build and boot examples/tiny_os
 #   scripts/kernel.sh build-example  # build it only (prints the image path)
+#   scripts/kernel.sh dreamcast    # build and boot examples/dreamcast-like (out of tree)
+#   scripts/kernel.sh build-dreamcast  # build it only (prints the image path)
 #
 # SH4MM_EMU=gxemul boots on GXemul landisk instead of QEMU r2d (default
 # qemu); both through scripts/emu-run.sh, with the same exit codes.
@@ -44,6 +46,18 @@ example() {
     echo "$elf.bin"
 }
 
+# The out-of-tree example: its own package and target directory, built as a
+# user builds their crate (sh4-cargo --manifest-path). Linked at 0x8c010000;
+# our runners load it at 0x0c800000 and its _start copies it down.
+dreamcast() {
+    local m="$ROOT/examples/dreamcast-like"
+    bash "$ROOT/scripts/sh4-cargo" --manifest-path "$m/Cargo.toml" build --release >&2 \
+        || fail "cargo build of examples/dreamcast-like failed"
+    local elf="$m/target/sh4-unknown-none/release/dreamcast-like"
+    sh4-linux-gnu-objcopy -O binary "$elf" "$elf.bin" || fail "objcopy failed"
+    echo "$elf.bin"
+}
+
 emu=${SH4MM_EMU:-qemu}
 case "${1:-run}" in
     build) build ;;
@@ -52,8 +66,12 @@ case "${1:-run}" in
         build > /dev/null
         bin=$(example) || exit 1
         exec bash "$ROOT/scripts/emu-run.sh" "$emu" "$bin" ;;
+    build-dreamcast) dreamcast ;;
+    dreamcast)
+        bin=$(dreamcast) || exit 1
+        exec bash "$ROOT/scripts/emu-run.sh" "$emu" "$bin" ;;
     run|test)
         bin=$(build) || exit 1
         exec bash "$ROOT/scripts/emu-run.sh" "$emu" "$bin" ;;
-    *) fail "usage: $0 build|run|test|example|build-example" ;;
+    *) fail "usage: $0 build|run|test|example|build-example|dreamcast|build-dreamcast" ;;
 esac
