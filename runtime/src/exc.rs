@@ -63,7 +63,9 @@ pub const USER_KILLED: u32 = 0xFFFF_0000;
 /// The OS's page-fault hook for user addresses: returns `true` if it fixed
 /// the fault (the access is retried). Runs in the exception handler: it must
 /// not wait for a lock the interrupted code holds.
-pub static USER_FAULT_HOOK: spin::Mutex<Option<fn(&FaultInfo) -> bool>> = spin::Mutex::new(None);
+pub static USER_FAULT_HOOK: spin::Mutex<Option<UserFaultHook>> = spin::Mutex::new(None);
+/// See [`USER_FAULT_HOOK`].
+pub type UserFaultHook = fn(&FaultInfo) -> bool;
 /// The fault that killed the last user program.
 pub static USER_FAULT: spin::Mutex<Option<FaultInfo>> = spin::Mutex::new(None);
 
@@ -110,7 +112,9 @@ fn is_tlb_code(code: u32) -> bool {
 
 /// Interrupt hook (TMU0 etc.), set by tests: called with INTEVT and the
 /// interrupted PC.
-pub static IRQ_HOOK: spin::Mutex<Option<fn(u32, u32)>> = spin::Mutex::new(None);
+pub static IRQ_HOOK: spin::Mutex<Option<IrqHook>> = spin::Mutex::new(None);
+/// See [`IRQ_HOOK`]: `(INTEVT, SPC)`.
+pub type IrqHook = fn(u32, u32);
 
 // SAFETY: the exception path of a privileged SH-4 kernel: it walks and
 // fixes the tables the memory manager owns, nothing else.
