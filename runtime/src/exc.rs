@@ -25,6 +25,19 @@ pub struct Frame {
     pub r15: u32,
 }
 
+// The layout `exc_common` (asm/start.S) pushes: 22 words, r15 last pushed
+// first. A field moved here without the assembly (or the reverse) breaks
+// these at compile time.
+const _: () = {
+    use core::mem::{offset_of, size_of};
+    assert!(size_of::<Frame>() == 22 * 4);
+    assert!(offset_of!(Frame, gbr) == 15 * 4);
+    assert!(offset_of!(Frame, pr) == 18 * 4);
+    assert!(offset_of!(Frame, spc) == 19 * 4);
+    assert!(offset_of!(Frame, ssr) == 20 * 4);
+    assert!(offset_of!(Frame, r15) == 21 * 4);
+};
+
 /// Kernel stack top used when an exception comes from user mode.
 #[no_mangle]
 pub static sh4mm_kernel_stack: AtomicU32 = AtomicU32::new(0);
