@@ -1,6 +1,11 @@
-//! For the bare-metal target only: assemble `boot/*.S`, compile
-//! `boot/abi_probe.c`, and link them with the kernel (plus the m4-nofpu
-//! libgcc for the SH division/shift helpers GCC calls).
+//! For the bare-metal target only: assemble the library's helpers
+//! (`boot/mmu.S`: LDTLB, SR.IMASK, UTLB array access from P2, cache-block
+//! ops, page zeroing; see "Assembly ABI" in docs/ARCHITECTURE.md) into
+//! `libsh4mm_asm.a` and name it, and the m4-nofpu libgcc, with
+//! `cargo:rustc-link-lib`: unlike `rustc-link-arg`, Cargo hands those to
+//! every crate that links `sh4-mm`, so a dependent needs nothing else from
+//! here. Entry, vectors, exception frame, linker script and heap are the
+//! OS's (the board runtime `sh4-rt` in runtime/ is one).
 use std::env;
 use std::path::PathBuf;
 use std::process::Command;
@@ -44,8 +49,9 @@ fn check_atomic_flags(encoded: &str) -> Result<(), String> {
 
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");
-    println!("cargo:rerun-if-changed=boot");
-    println!("cargo:rerun-if-changed=linker.ld");
+    println!("cargo:rerun-if-changed=boot/mmu.S");
+    let boot = PathBuf::from(env::var("CARGO_MANIFEST_DIR").unwrap()).join("boot");
+    println!("cargo:include={}", boot.display());
     if env::var("CARGO_CFG_TARGET_OS").as_deref() != Ok("none") {
         return;
     }
@@ -55,31 +61,49 @@ fn main() {
     }
     let out = PathBuf::from(env::var("OUT_DIR").unwrap());
     let cc = env::var("SH4_CC").unwrap_or_else(|_| "sh4-linux-gnu-gcc".into());
-    let mut objs = vec![];
-    for src in ["start.S", "mmu.S", "abi_probe.c"] {
-        let obj = out.join(format!("{src}.o"));
-        run(Command::new(&cc)
-            .args(["-m4-nofpu", "-ml", "-O2", "-ffreestanding", "-fno-pic", "-c"])
-            .arg(format!("boot/{src}"))
-            .arg("-o")
-            .arg(&obj));
-        objs.push(obj);
-    }
-    let lib = out.join("libsh4boot.a");
-    let _ = std::fs::remove_file(&lib);
-    run(Command::new("sh4-linux-gnu-ar").arg("crs").arg(&lib).args(&objs));
-    println!("cargo:rustc-link-search=native={}", out.display());
-    println!("cargo:rustc-link-arg=--whole-archive");
-    println!("cargo:rustc-link-arg=-lsh4boot");
-    println!("cargo:rustc-link-arg=--no-whole-archive");
-    // Our libgccjit build has no libgcc; Debian's cross libgcc provides the
-    // SH helpers (integer division __udivsi3_i4i/__sdivsi3_i4i, shifts, movmem).
+    let obj = out.join("mmu.S.o");
+    run(Command::new(&cc)
+        .args(["-m4-nofpu", "-ml", "-O2", "-ffreestanding", "-fno-pic", "-c", "boot/mmu.S", "-o"])
+        .arg(&obj));
+    // Our libgccjit build has no libgcc, and compiler_builtins has no SH
+    // assembly helpers: GCC calls libgcc's hand-written ones (integer division
+    // __udivsi3_i4i/__sdivsi3_i4i and their table, shifts, movmem, mulsi3).
+    // Those members of Debian's cross libgcc (GCC runtime library exception)
+    // go into our archive; not the whole libgcc: a dependency's native
+    // libraries come before compiler_builtins on the link line, so libgcc's
+    // generic members (__udivdi3, ...) would clash with compiler_builtins'.
     let libgcc = Command::new("sh4-linux-gnu-gcc").arg("-print-libgcc-file-name").output().expect("libgcc");
-    let libgcc = String::from_utf8(libgcc.stdout).unwrap().trim().to_string();
-    println!("cargo:rustc-link-arg={libgcc}");
-    let ld = PathBuf::from(env::var("CARGO_MANIFEST_DIR").unwrap()).join("linker.ld");
-    println!("cargo:rustc-link-arg=-T{}", ld.display());
-    println!("cargo:rustc-link-arg=--gc-sections");
-    // One flat RWX image is what the boot loader expects; no W^X here yet.
-    println!("cargo:rustc-link-arg=--no-warn-rwx-segments");
+    let libgcc = PathBuf::from(String::from_utf8(libgcc.stdout).unwrap().trim());
+    let gcc_dir = out.join("libgcc");
+    let _ = std::fs::remove_dir_all(&gcc_dir);
+    std::fs::create_dir_all(&gcc_dir).unwrap();
+    run(Command::new("sh4-linux-gnu-ar").arg("x").arg(&libgcc).args(LIBGCC_SH_HELPERS).current_dir(&gcc_dir));
+    let lib = out.join("libsh4mm_asm.a");
+    let _ = std::fs::remove_file(&lib);
+    run(Command::new("sh4-linux-gnu-ar")
+        .arg("crs")
+        .arg(&lib)
+        .arg(&obj)
+        .args(LIBGCC_SH_HELPERS.iter().map(|m| gcc_dir.join(m))));
+    println!("cargo:rustc-link-search=native={}", out.display());
+    println!("cargo:rustc-link-lib=static=sh4mm_asm");
 }
+
+/// libgcc's SH assembly helpers (gcc/config/sh/lib1funcs.S and friends).
+const LIBGCC_SH_HELPERS: &[&str] = &[
+    "_ashiftrt.o",
+    "_ashiftrt_n.o",
+    "_ashiftlt.o",
+    "_lshiftrt.o",
+    "_movmem.o",
+    "_movmem_i4.o",
+    "_mulsi3.o",
+    "_sdivsi3.o",
+    "_sdivsi3_i4.o",
+    "_udivsi3.o",
+    "_udivsi3_i4.o",
+    "_div_table.o",
+    "_udiv_qrnnd_16.o",
+    "_ic_invalidate.o",
+    "_ic_invalidate_array.o",
+];

@@ -2,7 +2,7 @@
 # Benchmarks (README "Benchmarks"): writes results/bench.txt.
 #
 # target: exact instruction counts. The bench kernel (-append bench, see
-#   src/bin/kernel/bench.rs) runs each operation between two calls of
+#   kernel/src/bench.rs) runs each operation between two calls of
 #   sh4mm_bench_mark. Run 1 boots it under `-singlestep -d exec,nochain`
 #   without -icount: QEMU logs one line per executed instruction, streamed
 #   through a FIFO into scripts/trace_count.rs, which cuts the trace at the

@@ -5,7 +5,7 @@
 #
 # Exit codes (the same for every emulator):
 #   n   the kernel's own verdict from its last "@@EXIT n@@" (0 = all tests
-#       passed; 126 = TLB multiple hit, printed by boot/flash.S)
+#       passed; 126 = TLB multiple hit, printed by runtime/asm/flash.S)
 #   125 the emulator ended without "@@EXIT n@@" (reset, exception with BL=1,
 #       emulator error)      124 is reported by the runner itself (a hang)
 # The log gets a line "target: P passed, F failed, S skipped" when the kernel

@@ -14,7 +14,7 @@
 # at its P2 address, like QEMU. GXemul has no -append: the command line
 # (plus "emu=gxemul", so the kernel can say which tests are meaningless
 # here) is written as a NUL-terminated file loaded at 0x8c010100, the
-# Linux/SH boot-parameter page QEMU fills. boot/flash.S is loaded at the
+# Linux/SH boot-parameter page QEMU fills. runtime/asm/flash.S is loaded at the
 # reset vector 0xA0000000. GXemul has no power-off register: the run ends
 # when the console shows "@@EXIT n@@" or "@@RESET@@".
 set -uo pipefail

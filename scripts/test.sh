@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The project's test command (README "Test"):
 #   1. scripts/bootstrap.sh   (idempotent; installs/builds the toolchain on a fresh machine)
-#   2. host: clippy, then cargo test (unit, model scenarios, fault injection)
-#   3. target: the demo kernel, the C kernel and examples/tiny_os on QEMU r2d
+#   2. host: clippy (and clippy of the SH-4-only crates for the target), then
+#      cargo test (unit, model scenarios, fault injection)
+#   3. target: the demo kernel, the C kernel, examples/tiny_os and the
+#      out-of-tree examples/dreamcast-like on QEMU r2d
 #      and on GXemul landisk, and each runner's handling of deliberate failures
 # Last line: "test: N passed, M failed" over both; exit non-zero on any failure.
 set -uo pipefail
@@ -14,6 +16,15 @@ bash scripts/bootstrap.sh || { echo "test: FAILED: toolchain bootstrap"; exit 1;
 
 echo "== host: clippy"
 cargo clippy --all-targets -- -D warnings || { echo "test: FAILED: clippy"; exit 1; }
+
+# The SH-4 crates (demo kernel, tiny_os, runtime, C ABI, the out-of-tree
+# example) only build for the target: clippy them there too, every unsafe
+# block with its SAFETY comment.
+echo "== target: clippy (sh4-mm-kernel, tiny_os, sh4-rt, sh4mm-capi, dreamcast-like)"
+bash scripts/sh4-cargo clippy --release -p sh4-mm-kernel -p tiny_os -p sh4-rt -p sh4mm-capi -- -D warnings -D clippy::undocumented_unsafe_blocks \
+    || { echo "test: FAILED: clippy (SH-4)"; exit 1; }
+bash scripts/sh4-cargo --manifest-path examples/dreamcast-like/Cargo.toml clippy --release -- -D warnings -D clippy::undocumented_unsafe_blocks \
+    || { echo "test: FAILED: clippy (dreamcast-like)"; exit 1; }
 
 echo "== host: cargo doc (every public item documented, no broken links)"
 RUSTDOCFLAGS=-Dwarnings cargo doc --no-deps -q || { echo "test: FAILED: cargo doc"; exit 1; }
@@ -30,12 +41,13 @@ hf=$(awk '/^test result:/ { for (i = 1; i <= NF; i++) if ($i ~ /^failed/) s += $
 # landisk (scripts/emu-run.sh). A test meaningless on one emulator reports
 # "skipped (why)" there and counts neither as passed nor as failed.
 tp=0; tf=0; ts=0; target_rc=0
-echo "== target: building the demo kernel, examples/tiny_os and the C kernel"
+echo "== target: building the demo kernel, examples/tiny_os, the C kernel and examples/dreamcast-like"
 kbin=$(bash scripts/kernel.sh build) || { echo "test: FAILED: kernel build"; exit 1; }
 ebin=$(bash scripts/kernel.sh build-example) || { echo "test: FAILED: tiny_os build"; exit 1; }
 cbin=$(bash scripts/capi.sh build) || { echo "test: FAILED: C kernel build"; exit 1; }
+dbin=$(bash scripts/kernel.sh build-dreamcast) || { echo "test: FAILED: dreamcast-like build"; exit 1; }
 for emu in qemu gxemul; do
-    for suite in "kernel:$kbin" "capi:$cbin" "tiny_os:$ebin"; do
+    for suite in "kernel:$kbin" "capi:$cbin" "tiny_os:$ebin" "dreamcast-like:$dbin"; do
         name=${suite%%:*}; bin=${suite#*:}
         echo "== target: $name on $emu"
         t0=$SECONDS

@@ -1,5 +1,5 @@
 //! Exact instruction counts from a QEMU instruction trace (host tool used
-//! by `scripts/bench.sh`; see `src/bin/kernel/bench.rs` for the protocol).
+//! by `scripts/bench.sh`; see `kernel/src/bench.rs` for the protocol).
 //!
 //! ```text
 //! trace_count record TRACE REGIONS MARKER

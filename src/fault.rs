@@ -99,7 +99,7 @@ pub fn fast_path<H: MmuHw + ?Sized, M: PhysAccess + ?Sized>(hw: &H, mem: &M, va:
 }
 
 /// The assembly fast path once the kernel has given it `swapper_pg_dir`
-/// (`sh4mm_swapper_pgd` in boot/start.S), in Rust (its specification): a P3
+/// (`sh4mm_swapper_pgd` in runtime/asm/start.S), in Rust (its specification): a P3
 /// address whose first-level entry is missing in the active table but
 /// present in `swapper` gets it copied — `vmalloc_fault`, atomic there
 /// because SR.BL=1 holds interrupts off — and the walk goes on as in

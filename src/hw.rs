@@ -17,6 +17,8 @@ pub const TEA: u32 = 0xFF00_000C;
 pub const MMUCR: u32 = 0xFF00_0010;
 /// EXPEVT: exception code.
 pub const EXPEVT: u32 = 0xFF00_0024;
+/// INTEVT: interrupt event code.
+pub const INTEVT: u32 = 0xFF00_0028;
 /// PTEA: PCMCIA assistance bits (write only under QEMU: reading it aborts QEMU).
 pub const PTEA: u32 = 0xFF00_0034;
 /// Memory-mapped UTLB address array.
@@ -210,3 +212,21 @@ impl<H: MmuHw + ?Sized> Drop for IrqGuard<'_, H> {
         self.hw.irq_restore(self.saved);
     }
 }
+
+/// The constants the assembly (`boot/mmu.S`, sh4-rt's `runtime/asm/*.S`,
+/// an OS's own vectors) shares with this crate, by the name
+/// `boot/sh4mm_asm.h` gives them (`SH4MM_` + name). That header is generated
+/// from this table (`SH4MM_UPDATE_ASM_H=1 cargo test --test asm_constants`)
+/// and the test fails while it differs, or while an assembly file spells one
+/// of the register addresses or the PTEL mask as a literal instead.
+pub const ASM_CONSTANTS: &[(&str, u32, &str)] = &[
+    ("PTEH", PTEH, "page table entry high: VPN | ASID"),
+    ("PTEL", PTEL, "page table entry low: what LDTLB loads"),
+    ("TTB", TTB, "translation table base (the fast path's pgd, P1)"),
+    ("TEA", TEA, "TLB exception address"),
+    ("MMUCR", MMUCR, "MMU control"),
+    ("EXPEVT", EXPEVT, "exception event code"),
+    ("INTEVT", INTEVT, "interrupt event code"),
+    ("PTEL_MASK", crate::pte::PTEL_MASK, "PTE bits LDTLB may see (software bits cleared)"),
+    ("PTE_V", crate::pte::PteFlags::V.bits(), "PTE valid bit: the fast path loads only these"),
+];

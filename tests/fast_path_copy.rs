@@ -1,5 +1,5 @@
 //! The fast path's first-level copy (`fault::fast_path_with_pgd_copy`, the
-//! specification of boot/start.S's TLB-miss vector once the kernel has set
+//! specification of runtime/asm/start.S's TLB-miss vector once the kernel has set
 //! `sh4mm_swapper_pgd`): it does what the slow path's `vmalloc_fault` does,
 //! and nothing for addresses `vmalloc_fault` would not touch.
 

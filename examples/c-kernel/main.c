@@ -1,7 +1,7 @@
 /* A C kernel that uses sh4-mm through its C ABI (libsh4mm.a + sh4mm.h).
- * It reuses the project's boot/start.S (entry, vectors, the assembly TLB-miss
- * fast path) and boot/mmu.S, and provides what they call: kmain and
- * sh4mm_exception. Output follows the project's test protocol. */
+ * It links the board runtime's objects (runtime/asm/start.S: entry, vectors,
+ * the assembly TLB-miss fast path, the exception frame; runtime/asm/user.S)
+ * and provides what they call: kmain and sh4mm_exception. Output follows the project's test protocol. */
 #include <stdint.h>
 #include "sh4mm.h"
 
@@ -44,7 +44,7 @@ static void exit_(uint32_t code)
 		;
 }
 
-/* Kernel stack for exceptions taken in user mode (boot/start.S). */
+/* Kernel stack for exceptions taken in user mode (runtime/asm/start.S). */
 uint32_t sh4mm_kernel_stack;
 
 /* ---- the OS's frame allocator: a bitmap over 0x0d000000..0x0e000000 ---- */

@@ -13,6 +13,7 @@
  * touches only registers (SCIF, EXPEVT, power-off), no memory. Position
  * independent; scripts/kernel.sh pads it to the 16 MiB QEMU's flash needs.
  */
+#include "sh4mm_asm.h"	/* register addresses: from sh4_mm::hw */
 	.text
 	.global	flash_reset_vector
 flash_reset_vector:
@@ -112,8 +113,8 @@ puthex:
 	nop
 
 	.balign	4
-.Lexpevt:	.long	0xff000024
-.Ltea:		.long	0xff00000c
+.Lexpevt:	.long	SH4MM_EXPEVT
+.Ltea:		.long	SH4MM_TEA
 .Lscfdr2:	.long	0xffe8001c
 .Lscftdr2:	.long	0xffe8000c
 .Lpowoff:	.long	0xa4000030

@@ -1,7 +1,7 @@
 //! Benchmarks (`-append bench`), counted exactly by `scripts/bench.sh`.
 //!
 //! Every measured operation runs between two calls of `sh4mm_bench_mark`
-//! (boot/mmu.S: one TCNT0 load). The script boots this kernel under
+//! (kernel/asm/testhelpers.S: one TCNT0 load). The script boots this kernel under
 //! `qemu-system-sh4 -singlestep -d exec,nochain`, where every executed
 //! instruction is one trace line, cuts the trace at the markers (region k =
 //! the k-th pair) and counts, per region, what the `bench-region:` line

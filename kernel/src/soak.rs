@@ -71,7 +71,7 @@ fn tmu0_irq(intevt: u32, _spc: u32) {
             BAD_VA.store(va, Ordering::Relaxed);
         }
     }
-    if n % 8 == 0 {
+    if n.is_multiple_of(8) {
         // The interrupt-safe part of the API: a DMA buffer, touched through
         // P3, freed (the free is queued until task context).
         if let Ok(mut g) = MM.lock() {
@@ -233,6 +233,8 @@ fn soak(ops: u32, areas: &mut Vec<Area>, mms: &mut Vec<MmId>) -> Result<u32, Str
                     if z != 0 {
                         let va = VirtAddr::new(a.va + zoff);
                         let ti = with(|mm| mm.translate(mm.active(), va));
+                        // SAFETY: a RAM frame the MM just translated to, read
+                        // through P2 (uncached, no TLB) for the diagnostic.
                         let phys = ti.as_ref().map(|(pa, _)| unsafe { (pa.to_p2().as_u32() as *const u32).read_volatile() });
                         let tlb = crate::tests::utlb_dump((a.va + zoff) >> 10);
                         return Err(alloc::format!(
@@ -306,6 +308,8 @@ fn soak(ops: u32, areas: &mut Vec<Area>, mms: &mut Vec<MmId>) -> Result<u32, Str
                         let va = VirtAddr::new(a.va + off);
                         let tp = with(|mm| mm.translate(p, va));
                         let ti = with(|mm| mm.translate(INIT_MM, va));
+                        // SAFETY: a RAM frame the MM just translated to, read
+                        // through P2 (uncached, no TLB) for the diagnostic.
                         let phys = tp.as_ref().map(|(pa, _)| unsafe { (pa.to_p2().as_u32() as *const u32).read_volatile() });
                         let n = crate::tests::utlb_entries_for((a.va + off) >> 10);
                         with(|mm| mm.switch_mm(INIT_MM))?;

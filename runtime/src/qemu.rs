@@ -4,6 +4,7 @@
 use core::ptr::NonNull;
 use volatile::VolatilePtr;
 
+/// Prints `@@EXIT code@@` and powers the board off.
 pub fn exit(code: u32) -> ! {
     println!("@@EXIT {code}@@");
     // SAFETY: 0xA400_0030 is the r2d FPGA POWOFF register (P2, 16-bit).

@@ -28,6 +28,7 @@ fn reg8(addr: usize) -> VolatilePtr<'static, u8> {
 }
 
 /// TE|RE: the transmitter must be enabled for the FIFO to drain.
+/// Enables the SCIF transmitter (call once, first).
 pub fn init() {
     reg16(SCSCR2).write(0x0030);
 }
@@ -61,10 +62,19 @@ impl Write for Console {
     }
 }
 
+/// Writes `args` to the console.
 pub fn print(args: fmt::Arguments<'_>) {
     let _ = Console.write_fmt(args);
 }
 
+/// Prints to the SCIF console.
+#[macro_export]
+macro_rules! print {
+    ($($arg:tt)*) => { $crate::console::print(format_args!($($arg)*)) };
+}
+
+/// Prints a line to the SCIF console.
+#[macro_export]
 macro_rules! println {
     () => { $crate::console::print(format_args!("\n")) };
     ($($arg:tt)*) => { $crate::console::print(format_args!("{}\n", format_args!($($arg)*))) };

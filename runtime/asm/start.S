@@ -4,6 +4,7 @@
  * (P2) with SR = 0x700000f0 (MD, RB, BL set, IMASK 15) and VBR = 0. We are
  * linked for P1 (0x8c800000).
  */
+#include "sh4mm_asm.h"	/* register addresses, PTE bits: from sh4_mm::hw */
 	.section .text.entry, "ax"
 	.global	_start
 _start:
@@ -79,9 +80,9 @@ vbr_base:
  */
 	.global	sh4mm_tlb_miss_vector
 sh4mm_tlb_miss_vector:
-	mov.l	.Lmmu_regs, r1		/* PTEH; PTEL +4, TTB +8, TEA +12 */
-	mov.l	@(12, r1), r2		/* va = TEA */
-	mov.l	@(8, r1), r6		/* pgd (P1) = TTB */
+	mov.l	.Lmmu_regs, r1		/* PTEH; PTEL, TTB, TEA above it */
+	mov.l	@(SH4MM_TEA - SH4MM_PTEH, r1), r2	/* va = TEA */
+	mov.l	@(SH4MM_TTB - SH4MM_PTEH, r1), r6	/* pgd (P1) = TTB */
 	mov	#-22, r4
 	mov	r2, r0
 	shld	r4, r0
@@ -100,7 +101,7 @@ sh4mm_tlb_miss_vector:
 	bt	.Lslow			/* not valid (empty or PROT_NONE) */
 	mov.l	.Lptel_mask, r4
 	and	r4, r3			/* drop the software bits */
-	mov.l	r3, @(4, r1)		/* PTEL */
+	mov.l	r3, @(SH4MM_PTEL - SH4MM_PTEH, r1)	/* PTEL */
 	mov.l	@r1, r4			/* PTEH = fault VPN (1 KiB units) | ASID */
 	mov.w	.Lvpn_4k_mask, r5	/* 0xfffff3ff */
 	and	r5, r4
@@ -127,10 +128,10 @@ sh4mm_tlb_miss_vector:
 	mov.l	r3, @(r0, r6)		/* copy it into TTB's table */
 	.balign	4
 .Lswapper_pgd:	.long	sh4mm_swapper_pgd
-.Lmmu_regs:	.long	0xff000000
-.Lptel_mask:	.long	0x1ffffdff
+.Lmmu_regs:	.long	SH4MM_PTEH
+.Lptel_mask:	.long	SH4MM_PTEL_MASK
 .Lpte_off_mask:	.word	0x0ffc
-.Lv_bit:	.word	0x0100
+.Lv_bit:	.word	SH4MM_PTE_V
 .Lvpn_4k_mask:	.word	0xf3ff		/* sign-extended: ~0x00000c00 */
 	.org	vbr_base + 0x600	/* interrupts */
 	bra	exc_common
@@ -242,9 +243,9 @@ exc_common:
 	nop
 
 	.balign	4
-.Lexpevt:	.long	0xff000024
-.Lintevt:	.long	0xff000028
-.Ltea:		.long	0xff00000c
+.Lexpevt:	.long	SH4MM_EXPEVT
+.Lintevt:	.long	SH4MM_INTEVT
+.Ltea:		.long	SH4MM_TEA
 .Lmd_bit:	.long	0x40000000
 .Lkstack:	.long	sh4mm_kernel_stack
 .Lclear_rb_bl_imask: .long	0xcfffff0f

@@ -1,4 +1,4 @@
-//! The Rust side of `boot/start.S`: TLB exceptions go to the MM's slow path
+//! The Rust side of `asm/start.S`: TLB exceptions go to the MM's slow path
 //! (`sh4_mm::fault`), probes turn unfixable faults into results, anything
 //! else is an oops line and a failed run.
 
@@ -10,7 +10,9 @@ use sh4_mm::sh4::Sh4Hw;
 use sh4_mm::VirtAddr;
 use spin::Once;
 
-/// The frame `boot/start.S` builds.
+/// The frame `asm/start.S` builds (from the final r15 upwards): bank-0
+/// r0..r7, r8..r14, then the saved control registers and r15. The handler
+/// may edit it (e.g. `spc`) before it is restored.
 #[repr(C)]
 pub struct Frame {
     pub r: [u32; 15],
@@ -22,6 +24,19 @@ pub struct Frame {
     pub ssr: u32,
     pub r15: u32,
 }
+
+// The layout `exc_common` (asm/start.S) pushes: 22 words, r15 last pushed
+// first. A field moved here without the assembly (or the reverse) breaks
+// these at compile time.
+const _: () = {
+    use core::mem::{offset_of, size_of};
+    assert!(size_of::<Frame>() == 22 * 4);
+    assert!(offset_of!(Frame, gbr) == 15 * 4);
+    assert!(offset_of!(Frame, pr) == 18 * 4);
+    assert!(offset_of!(Frame, spc) == 19 * 4);
+    assert!(offset_of!(Frame, ssr) == 20 * 4);
+    assert!(offset_of!(Frame, r15) == 21 * 4);
+};
 
 /// Kernel stack top used when an exception comes from user mode.
 #[no_mangle]
@@ -61,7 +76,9 @@ pub const USER_KILLED: u32 = 0xFFFF_0000;
 /// The OS's page-fault hook for user addresses: returns `true` if it fixed
 /// the fault (the access is retried). Runs in the exception handler: it must
 /// not wait for a lock the interrupted code holds.
-pub static USER_FAULT_HOOK: spin::Mutex<Option<fn(&FaultInfo) -> bool>> = spin::Mutex::new(None);
+pub static USER_FAULT_HOOK: spin::Mutex<Option<UserFaultHook>> = spin::Mutex::new(None);
+/// See [`USER_FAULT_HOOK`].
+pub type UserFaultHook = fn(&FaultInfo) -> bool;
 /// The fault that killed the last user program.
 pub static USER_FAULT: spin::Mutex<Option<FaultInfo>> = spin::Mutex::new(None);
 
@@ -108,7 +125,9 @@ fn is_tlb_code(code: u32) -> bool {
 
 /// Interrupt hook (TMU0 etc.), set by tests: called with INTEVT and the
 /// interrupted PC.
-pub static IRQ_HOOK: spin::Mutex<Option<fn(u32, u32)>> = spin::Mutex::new(None);
+pub static IRQ_HOOK: spin::Mutex<Option<IrqHook>> = spin::Mutex::new(None);
+/// See [`IRQ_HOOK`]: `(INTEVT, SPC)`.
+pub type IrqHook = fn(u32, u32);
 
 // SAFETY: the exception path of a privileged SH-4 kernel: it walks and
 // fixes the tables the memory manager owns, nothing else.

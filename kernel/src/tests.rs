@@ -547,7 +547,7 @@ struct AbiProbe {
 }
 
 fn abi_layout_matches_c() -> Result<(), String> {
-    // SAFETY: a constant array defined in boot/abi_probe.c.
+    // SAFETY: a constant array defined in kernel/asm/abi_probe.c.
     let c = unsafe { sh4mm_abi_probe };
     let rust = [
         core::mem::size_of::<AbiProbe>() as u32,
@@ -841,8 +841,8 @@ fn borrowed_mm_consistent_mapping() -> Result<(), String> {
         mm.switch_mm(INIT_MM).map_err(e)?;
         mm.allocator_mut().free(kstack, 2);
         mm.dma_free_coherent(buf.va).map_err(e)?;
-        // boot (a kernel thread) holds a borrow of p now: give it back.
-        drop(boot);
+        // boot (a kernel thread) holds a borrow of p now: mm_drop gives it back
+        // (a TaskMm has no Drop of its own).
         mm.mm_drop(p).map_err(e)?;
         mm.mm_put(p, |_, _| {}).map_err(e)?;
         check!(mm.pgd(p).is_err(), "p freed");

@@ -3,9 +3,9 @@
 //! copy-on-write until one side writes. Boots on QEMU r2d:
 //! `scripts/kernel.sh example`.
 //!
-//! Console, heap, exception glue and the QEMU exit are the demo kernel's
-//! (`src/bin/kernel/`); what is here is what an OS adds on top of the crate:
-//! processes, a scheduler's mm bookkeeping, and a page-fault hook.
+//! Entry, vectors, console, heap, exception glue and the exit are the board
+//! runtime's (`sh4-rt`, runtime/); what is here is what an OS adds on top of
+//! the crates: processes, a scheduler's mm bookkeeping, and a page-fault hook.
 #![no_std]
 #![no_main]
 #![deny(unsafe_op_in_unsafe_fn)]
@@ -13,16 +13,9 @@
 extern crate alloc;
 
 #[macro_use]
-#[path = "../../src/bin/kernel/console.rs"]
-mod console;
-#[path = "../../src/bin/kernel/exc.rs"]
-#[allow(dead_code)] // the probes are for the test suite
-mod exc;
-#[path = "../../src/bin/kernel/heap.rs"]
-#[allow(dead_code)] // heap::used is for the test suite
-mod heap;
-#[path = "../../src/bin/kernel/qemu.rs"]
-mod qemu;
+extern crate sh4_rt;
+
+use sh4_rt::{console, exc, heap, qemu};
 
 use alloc::collections::BTreeMap;
 use sh4_mm::fault::{FaultInfo, FaultKind};

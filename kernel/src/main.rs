@@ -6,23 +6,24 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 
 extern crate alloc;
-
+// The board runtime: entry, vectors, exception frame and handler, console
+// (`println!`), exit, heap.
 #[macro_use]
-mod console;
+extern crate sh4_rt;
+
+use sh4_rt::{console, exc, heap, qemu};
+
 mod bench;
 mod emu;
-mod exc;
 mod harness;
-mod heap;
 mod inactive_mm;
 mod inject;
 mod irqsweep;
-mod qemu;
 mod soak;
 mod tests;
 mod tmu;
 
-/// Called by `boot/start.S` on the boot stack, bank 0, IMASK 15, BL clear.
+/// Called by sh4-rt's `_start` (runtime/asm/start.S) on the boot stack, bank 0, IMASK 15, BL clear.
 #[no_mangle]
 pub extern "C" fn kmain() -> ! {
     console::init();
