@@ -12,7 +12,7 @@ use crate::exc::IRQ_HOOK;
 use crate::tests::{Kmm, MM};
 use alloc::string::String;
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicU32, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use sh4_mm::*;
 
 use crate::tmu::{reg, IPRA, TCNT0, TCOR0, TCR0, TSTR};
@@ -34,6 +34,8 @@ static DMA_IN_IRQ: AtomicU32 = AtomicU32::new(0);
 static BAD: AtomicU32 = AtomicU32::new(0);
 static BAD_VA: AtomicU32 = AtomicU32::new(0);
 static SEED: AtomicU32 = AtomicU32::new(1);
+/// Set while the soak winds down: the handler no longer restarts TMU0.
+static STOPPING: AtomicBool = AtomicBool::new(false);
 
 fn xorshift(x: &mut u32) -> u32 {
     *x ^= *x << 13;
@@ -97,7 +99,9 @@ fn tmu0_irq(intevt: u32, _spc: u32) {
         }
     }
     reg::<u16>(TCR0).update(|v| v & !0x0100); // clear UNF
-    rearm();
+    if !STOPPING.load(Ordering::Relaxed) {
+        rearm();
+    }
 }
 
 /// A live area and the eight words it holds (offset, value); other words 0.
@@ -146,6 +150,7 @@ pub fn run(ops: u32) -> Result<(u32, u32, u32, u32), String> {
     reg::<u16>(IPRA).write(0x8000); // TMU0 priority 8
     reg::<u32>(TCOR0).write(u32::MAX);
     SEED.store(0x50A6, Ordering::Relaxed);
+    STOPPING.store(false, Ordering::Relaxed);
     rearm();
     // SAFETY: interrupts on for the main loop (the MM lock masks them while
     // an operation runs); masked again below, pass or fail.
@@ -153,12 +158,20 @@ pub fn run(ops: u32) -> Result<(u32, u32, u32, u32), String> {
     // SAFETY: as above.
     unsafe { sh4mm_irq_restore(0) };
     let r = soak(ops, &mut areas, &mut mms);
-    // Undo everything, pass or fail.
+    // Undo everything, pass or fail. First TMU0 stops, and an interrupt it
+    // raised meanwhile is taken (the handler no longer rearms) before its
+    // priority goes back to 0: GXemul raises TMU interrupts from a device
+    // tick every 16384 instructions and aborts on one still asserted at
+    // priority 0 ("SH interrupt 0x400, prio 0").
+    STOPPING.store(true, Ordering::Relaxed);
+    reg::<u8>(TSTR).write(0);
+    for _ in 0..40_000 {
+        let _ = reg::<u8>(TSTR).read();
+    }
     // SAFETY: masks interrupts again.
     unsafe { sh4mm_irq_save() };
     reg::<u8>(TSTR).write(0);
-    // No underflow flag or enable left behind: an interrupt still asserted
-    // at priority 0 is what GXemul aborts on ("SH interrupt 0x400, prio 0").
+    // No underflow flag or enable left behind.
     reg::<u16>(TCR0).write(0);
     reg::<u16>(IPRA).write(0);
     *IRQ_HOOK.lock() = None;
