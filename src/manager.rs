@@ -514,6 +514,15 @@ impl<H: MmuHw, M: PhysAccess, A: FrameAllocator> MemoryManager<H, M, A> {
     /// be mapped at another colour, or uncached).
     pub(crate) fn zero_frames_purged(&self, first: Frame, pages: u32) {
         let p1 = first.start().to_p1().as_u32();
+        // Kept although every unmap purges its lines: P1 is no mapping that
+        // is ever torn down, so the OS may hand in a frame with dirty P1
+        // lines of its own. On the target the zeroing below overwrites such
+        // lines in full through the same P1 address, but `zero_frame` need
+        // not write through the cache (the host model's writes memory
+        // directly), and then the purge after zeroing would write the stale
+        // lines back over the zeros (tests/cache.rs:
+        // vmalloc_memory_reads_zero_through_its_own_colour and
+        // dma_alloc_coherent_purges_the_cached_alias fail without it).
         self.hw.cache_op(CacheOp::Purge, p1, pages * crate::addr::PAGE_SIZE);
         for f in (0..pages).filter_map(|i| first.offset(i)) {
             self.mem.zero_frame(f);
