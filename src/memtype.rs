@@ -195,6 +195,15 @@ impl MemTypes {
                 existing,
             });
         }
+        self.reserve_unchecked(pfn, pages, attr)
+    }
+
+    /// [`Self::reserve`] for a range the caller has just checked with
+    /// [`Self::conflict`] (nothing changed in between).
+    pub(crate) fn reserve_unchecked(&mut self, pfn: u32, pages: u32, attr: CacheAttr) -> MmResult<()> {
+        if pages == 0 {
+            return Err(MmError::ZeroSize);
+        }
         if pages == 1 && attr == CacheAttr::WriteBack && self.frames.add(pfn) {
             self.live += 1;
             return Ok(());

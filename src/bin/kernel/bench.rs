@@ -52,9 +52,6 @@ fn tmu_start() {
 #[derive(Clone, Copy)]
 enum Count {
     Fn(usize),
-    /// A function known by (the end of) its symbol name, for one that
-    /// cannot be named from here (private, or inlined into its caller).
-    Sym(&'static str),
     Exc(usize),
     Region,
 }
@@ -120,7 +117,6 @@ pub fn run() {
     for (k, r) in b.recs.iter().enumerate() {
         let count = match r.count {
             Count::Fn(a) => alloc::format!("fn {a:#010x}"),
-            Count::Sym(s) => alloc::format!("sym {s}"),
             Count::Exc(a) => alloc::format!("exc {a:#010x}"),
             Count::Region => String::from("region"),
         };
