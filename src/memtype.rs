@@ -23,7 +23,7 @@ use alloc::vec::Vec;
 ///
 /// Two stores, one set of answers. One-frame write-back reservations — what
 /// the manager makes for every RAM frame it maps itself (vmalloc pages, user
-/// pages) — are per-frame counts in a table indexed by pfn ([`FrameCounts`]):
+/// pages) — are per-frame counts in a table indexed by pfn:
 /// O(1) to reserve, release and look up, like Linux's PAT keeping the type
 /// of RAM pages in page flags. A conflict check of another attribute scans
 /// the table only where the asked range overlaps it. Everything else (I/O
@@ -468,7 +468,9 @@ impl MemTypes {
 /// `[base, base + counts.len())`. The table grows (in [`CHUNK`]-frame steps,
 /// doubling) to cover the frames reserved, up to [`MAX_SPAN`] frames
 /// (64 KiB of counts); a frame it cannot cover, a count that would overflow,
-/// or a failed allocation sends that reservation to the tree instead.
+/// or a failed allocation sends that reservation to the tree instead. The
+/// table is freed when its last count goes (nothing stays allocated while
+/// nothing is reserved: the interrupt-context tests balance the heap).
 #[derive(Default)]
 struct FrameCounts {
     base: u32,
@@ -481,8 +483,6 @@ struct FrameCounts {
 const CHUNK: u64 = 256;
 /// Largest span the table covers, in frames (128 MiB of RAM).
 const MAX_SPAN: u64 = 1 << 15;
-/// An empty table at most this long is kept for the next reservation.
-const KEEP: usize = 1024;
 
 impl FrameCounts {
     const fn new() -> Self {
@@ -520,7 +520,7 @@ impl FrameCounts {
             Some(c) if *c != 0 => {
                 *c -= 1;
                 self.live -= 1;
-                if self.live == 0 && self.counts.len() > KEEP {
+                if self.live == 0 {
                     self.counts = Vec::new();
                 }
                 true
