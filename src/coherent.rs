@@ -62,27 +62,28 @@ impl<H: MmuHw, M: PhysAccess, A: FrameAllocator> MemoryManager<H, M, A> {
         if mutation::enabled(Mutation::UnmapNoCachePurge) {
             return;
         }
-        let mut run: Option<(u32, u32)> = None; // (first va, pages)
+        // The current run of cached pages: first va and length (0: none).
+        // Two plain words, not an Option of a pair: the SH-4 build copies
+        // such an aggregate with an out-of-line memcpy on every page.
+        let (mut run_va, mut run_len) = (0u32, 0u32);
         let hw = &self.hw;
-        let flush = |r: Option<(u32, u32)>| {
-            if let Some((va, n)) = r {
-                hw.cache_op(CacheOp::Purge, va, n * PAGE_SIZE);
-            }
-        };
         self.kernel_table().for_each_present(start, count, |page, pte| {
             if pte.cache_attr() == CacheAttr::Uncached {
                 return;
             }
             let va = page.start().as_u32();
-            run = match run {
-                Some((s, n)) if s.wrapping_add(n * PAGE_SIZE) == va => Some((s, n + 1)),
-                other => {
-                    flush(other);
-                    Some((va, 1))
-                }
-            };
+            if run_len != 0 && run_va.wrapping_add(run_len * PAGE_SIZE) == va {
+                run_len += 1;
+                return;
+            }
+            if run_len != 0 {
+                hw.cache_op(CacheOp::Purge, run_va, run_len * PAGE_SIZE);
+            }
+            (run_va, run_len) = (va, 1);
         });
-        flush(run);
+        if run_len != 0 {
+            hw.cache_op(CacheOp::Purge, run_va, run_len * PAGE_SIZE);
+        }
     }
 
     /// [`Self::purge_kernel_range`] for user pages of address space `pgd`,

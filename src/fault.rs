@@ -210,9 +210,9 @@ pub fn handle_tlb_exception<H: MmuHw + ?Sized, M: PhysAccess + ?Sized>(
     {
         return fault(exc, FaultKind::NotMapped);
     }
-    let pte = match table.get(va) {
-        Some(p) if p.is_valid() => p,
-        Some(p) if p.is_present() => return fault(exc, FaultKind::Protection),
+    let (slot, pte) = match table.entry(va) {
+        Some((s, p)) if p.is_valid() => (s, p),
+        Some((_, p)) if p.is_present() => return fault(exc, FaultKind::Protection),
         _ => return fault(exc, FaultKind::NotMapped),
     };
     let prot = pte.prot();
@@ -224,11 +224,10 @@ pub fn handle_tlb_exception<H: MmuHw + ?Sized, M: PhysAccess + ?Sized>(
         new = new.with(PteFlags::D);
     }
     if new != pte {
-        if let Ok(p) = table.set(va, new) {
-            // SAFETY: `tlb::load` below invalidates this page (under the
-            // current ASID, the one it was loaded under) before it loads it.
-            unsafe { p.discard() };
-        }
+        let p = table.set_slot(slot, va, new);
+        // SAFETY: `tlb::load` below invalidates this page (under the
+        // current ASID, the one it was loaded under) before it loads it.
+        unsafe { p.discard() };
     }
     // `load` invalidates before it loads, under the mask: for an initial page
     // write the clean entry is still in the UTLB; for a miss, an interrupt

@@ -55,6 +55,14 @@ pub unsafe trait PhysAccess {
         // SAFETY: the whole frame is valid for writes by the trait contract.
         unsafe { core::ptr::write_bytes(p, 0, PAGE_SIZE as usize) }
     }
+    /// Zeroes a frame through the cached P1 alias and leaves no line of that
+    /// alias in the operand cache (the zeros in memory), in one pass; false
+    /// if this accessor has no such routine, and then the caller purges the
+    /// P1 alias around [`Self::zero_frame`] itself.
+    fn zero_frame_purged(&self, frame: Frame) -> bool {
+        let _ = frame;
+        false
+    }
     /// Copies one whole frame to another.
     fn copy_frame(&self, from: Frame, to: Frame) {
         let s = self.ptr(from.start());
@@ -114,6 +122,18 @@ unsafe impl PhysAccess for P1Access {
         }
         // SAFETY: the frame's P1 alias, a whole page the caller owns.
         unsafe { sh4mm_zero_page(frame.start().to_p1().as_u32()) }
+    }
+    /// On the SH-4: zeroes through P1 and purges each line after its stores
+    /// in one loop (boot/mmu.S).
+    #[cfg(target_os = "none")]
+    fn zero_frame_purged(&self, frame: Frame) -> bool {
+        extern "C" {
+            fn sh4mm_zero_page_purged(va: u32);
+        }
+        // SAFETY: the frame's P1 alias, a whole page the caller owns;
+        // purging its lines only writes back what the stores just wrote.
+        unsafe { sh4mm_zero_page_purged(frame.start().to_p1().as_u32()) }
+        true
     }
 }
 

@@ -493,6 +493,19 @@ impl<H: MmuHw, M: PhysAccess, A: FrameAllocator> MemoryManager<H, M, A> {
     /// One memtype entry per frame (so that pages can be released one by
     /// one); all or nothing.
     pub(crate) fn reserve_frames(&mut self, frames: impl Iterator<Item = Frame> + Clone, attr: CacheAttr) -> MmResult<()> {
+        // One conflict check for the span from the lowest to the highest
+        // frame: when nothing of another attribute overlaps it (the usual
+        // case: RAM frames, I/O ranges elsewhere), no frame needs its own.
+        let (lo, hi) = frames.clone().fold((u32::MAX, 0), |(lo, hi), f| (lo.min(f.pfn()), hi.max(f.pfn())));
+        if lo <= hi && self.memtypes.conflict(lo, hi - lo + 1, attr).is_none() {
+            for (i, f) in frames.clone().enumerate() {
+                if let Err(e) = self.memtypes.reserve_unchecked(f.pfn(), 1, attr) {
+                    self.release_frames(frames.take(i), attr);
+                    return Err(e);
+                }
+            }
+            return Ok(());
+        }
         for (i, f) in frames.clone().enumerate() {
             if let Err(e) = self.memtypes.reserve(f.pfn(), 1, attr) {
                 self.release_frames(frames.take(i), attr);
@@ -513,7 +526,25 @@ impl<H: MmuHw, M: PhysAccess, A: FrameAllocator> MemoryManager<H, M, A> {
     /// back later would undo the zeros) and after (the frames are about to
     /// be mapped at another colour, or uncached).
     pub(crate) fn zero_frames_purged(&self, first: Frame, pages: u32) {
+        if self.mem.zero_frame_purged(first) {
+            // The accessor zeroes through the same P1 address and purges
+            // each line right after: a stale line is overwritten before it
+            // is written back (see boot/mmu.S), so no purge is needed here.
+            for f in (1..pages).filter_map(|i| first.offset(i)) {
+                self.mem.zero_frame_purged(f);
+            }
+            return;
+        }
         let p1 = first.start().to_p1().as_u32();
+        // Kept although every unmap purges its lines: P1 is no mapping that
+        // is ever torn down, so the OS may hand in a frame with dirty P1
+        // lines of its own. On the target the zeroing below overwrites such
+        // lines in full through the same P1 address, but `zero_frame` need
+        // not write through the cache (the host model's writes memory
+        // directly), and then the purge after zeroing would write the stale
+        // lines back over the zeros (tests/cache.rs:
+        // vmalloc_memory_reads_zero_through_its_own_colour and
+        // dma_alloc_coherent_purges_the_cached_alias fail without it).
         self.hw.cache_op(CacheOp::Purge, p1, pages * crate::addr::PAGE_SIZE);
         for f in (0..pages).filter_map(|i| first.offset(i)) {
             self.mem.zero_frame(f);

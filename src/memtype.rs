@@ -21,7 +21,14 @@ use alloc::vec::Vec;
 /// Overlapping reservations with the same attribute are allowed and counted;
 /// identical ones share a record with a count.
 ///
-/// An interval tree: a treap (binary search tree on `(pfn, pages, attr)`,
+/// Two stores, one set of answers. One-frame write-back reservations — what
+/// the manager makes for every RAM frame it maps itself (vmalloc pages, user
+/// pages) — are per-frame counts in a table indexed by pfn:
+/// O(1) to reserve, release and look up, like Linux's PAT keeping the type
+/// of RAM pages in page flags. A conflict check of another attribute scans
+/// the table only where the asked range overlaps it. Everything else (I/O
+/// ranges, DMA buffers, declared P1 ranges, and one-frame write-back
+/// reservations the table cannot hold) lives in an interval tree: a treap (binary search tree on `(pfn, pages, attr)`,
 /// heap-ordered on pseudo-random priorities, so its expected depth is
 /// O(log n) whatever order reservations arrive in) whose nodes also hold,
 /// per attribute, the largest end pfn in their subtree. A conflict or a
@@ -32,11 +39,13 @@ use alloc::vec::Vec;
 /// costs no heap allocation once the arena has grown.
 #[derive(Default)]
 pub struct MemTypes {
+    /// One-frame write-back reservations, counted per frame.
+    frames: FrameCounts,
     nodes: Vec<Node>,
     /// Free slots in `nodes`.
     free: Vec<u32>,
     root: u32,
-    /// Live reservations (identical ones counted separately).
+    /// Live reservations in both stores (identical ones counted separately).
     live: usize,
     /// xorshift32 state for node priorities (0 until the first insert).
     seed: u32,
@@ -85,7 +94,7 @@ impl Node {
 impl MemTypes {
     /// No reservations.
     pub const fn new() -> Self {
-        MemTypes { nodes: Vec::new(), free: Vec::new(), root: NIL, live: 0, seed: 0 }
+        MemTypes { frames: FrameCounts::new(), nodes: Vec::new(), free: Vec::new(), root: NIL, live: 0, seed: 0 }
     }
 
     // On the SH-4 target a whole `Node` copy is an out-of-line memcpy, so
@@ -150,6 +159,23 @@ impl MemTypes {
     /// that differs from `attr`, with the first conflicting pfn.
     pub fn conflict(&self, pfn: u32, pages: u32, attr: CacheAttr) -> Option<(u32, CacheAttr)> {
         let end = pfn.saturating_add(pages);
+        let tree = self.tree_conflict(pfn, end, attr);
+        if attr == CacheAttr::WriteBack {
+            // The per-frame table holds write-back reservations only.
+            return tree;
+        }
+        // The first conflicting frame of either store; the table is scanned
+        // only up to the tree's answer.
+        let stop = tree.map_or(end, |(at, _)| at);
+        match self.frames.first_in(pfn, stop) {
+            Some(at) => Some((at, CacheAttr::WriteBack)),
+            None => tree,
+        }
+    }
+
+    /// [`Self::conflict`] among the tree's reservations, for `[pfn, end)`.
+    #[inline]
+    fn tree_conflict(&self, pfn: u32, end: u32, attr: CacheAttr) -> Option<(u32, CacheAttr)> {
         // Of the reservations that end after pfn, the one starting first
         // overlaps the range if anything does.
         let t = self.first_ending_after(self.root, pfn, others(attr))?;
@@ -168,6 +194,19 @@ impl MemTypes {
                 requested: attr,
                 existing,
             });
+        }
+        self.reserve_unchecked(pfn, pages, attr)
+    }
+
+    /// [`Self::reserve`] for a range the caller has just checked with
+    /// [`Self::conflict`] (nothing changed in between).
+    pub(crate) fn reserve_unchecked(&mut self, pfn: u32, pages: u32, attr: CacheAttr) -> MmResult<()> {
+        if pages == 0 {
+            return Err(MmError::ZeroSize);
+        }
+        if pages == 1 && attr == CacheAttr::WriteBack && self.frames.add(pfn) {
+            self.live += 1;
+            return Ok(());
         }
         let key = (pfn, pages, attr_index(attr));
         if let Some(t) = self.find(key) {
@@ -211,6 +250,10 @@ impl MemTypes {
 
     /// Drops one reservation made with exactly these arguments.
     pub fn release(&mut self, pfn: u32, pages: u32, attr: CacheAttr) -> MmResult<()> {
+        if pages == 1 && attr == CacheAttr::WriteBack && self.frames.remove(pfn) {
+            self.live -= 1;
+            return Ok(());
+        }
         let key = (pfn, pages, attr_index(attr));
         let t = self.find(key).ok_or(MmError::BadHandle)?;
         self.live -= 1;
@@ -235,14 +278,26 @@ impl MemTypes {
 
     /// The attribute frame `pfn` is mapped with, if any mapping is live.
     pub fn lookup(&self, pfn: u32) -> Option<CacheAttr> {
+        if self.frames.count(pfn) != 0 {
+            return Some(CacheAttr::WriteBack);
+        }
         let t = self.first_ending_after(self.root, pfn, ALL)?;
         let n = &self.nodes[t as usize];
         (n.pfn <= pfn).then_some(n.attr)
     }
 
-    /// Number of live reservations.
+    /// Number of live reservations: every successful [`Self::reserve`] not
+    /// yet released, identical ones counted separately, whichever store
+    /// holds it (so a vmalloc of n pages adds n, one per frame, whether
+    /// those sit in the per-frame table or in the tree).
     pub fn len(&self) -> usize {
         self.live
+    }
+
+    /// How many of [`Self::len`] are per-frame counts (one-frame write-back
+    /// reservations held in the table rather than the tree).
+    pub fn per_frame(&self) -> usize {
+        self.frames.live
     }
 
     /// Whether nothing is reserved.
@@ -250,8 +305,29 @@ impl MemTypes {
         self.live == 0
     }
 
-    /// The live reservations in pfn order: `(pfn, pages, attr, count)`.
+    /// The live reservations in `(pfn, pages, attr)` order:
+    /// `(pfn, pages, attr, count)`, both stores merged (a one-frame
+    /// write-back reservation held in both is one record with the sum).
     pub fn iter(&self) -> impl Iterator<Item = (u32, u32, CacheAttr, u32)> + '_ {
+        let key = |r: &(u32, u32, CacheAttr, u32)| (r.0, r.1, attr_index(r.2));
+        let mut a = self.frames.iter().peekable();
+        let mut b = self.tree_iter().peekable();
+        core::iter::from_fn(move || match (a.peek(), b.peek()) {
+            (Some(x), Some(y)) => match key(x).cmp(&key(y)) {
+                core::cmp::Ordering::Less => a.next(),
+                core::cmp::Ordering::Greater => b.next(),
+                core::cmp::Ordering::Equal => {
+                    let (x, y) = (a.next()?, b.next()?);
+                    Some((x.0, x.1, x.2, x.3 + y.3))
+                }
+            },
+            (Some(_), None) => a.next(),
+            (None, _) => b.next(),
+        })
+    }
+
+    /// The tree's reservations in key order.
+    fn tree_iter(&self) -> impl Iterator<Item = (u32, u32, CacheAttr, u32)> + '_ {
         let mut stack = Vec::new();
         let mut t = self.root;
         core::iter::from_fn(move || {
@@ -385,6 +461,131 @@ impl MemTypes {
             self.update(b);
             b
         }
+    }
+}
+
+/// Per-frame counts of one-frame write-back reservations over the pfns
+/// `[base, base + counts.len())`. The table grows (in [`CHUNK`]-frame steps,
+/// doubling) to cover the frames reserved, up to [`MAX_SPAN`] frames
+/// (64 KiB of counts); a frame it cannot cover, a count that would overflow,
+/// or a failed allocation sends that reservation to the tree instead. The
+/// table is freed when its last count goes (nothing stays allocated while
+/// nothing is reserved: the interrupt-context tests balance the heap).
+#[derive(Default)]
+struct FrameCounts {
+    base: u32,
+    counts: Vec<u16>,
+    /// Sum of `counts`.
+    live: usize,
+}
+
+/// Growth step of the table, in frames (1 MiB of RAM, 512 bytes of counts).
+const CHUNK: u64 = 256;
+/// Largest span the table covers, in frames (128 MiB of RAM).
+const MAX_SPAN: u64 = 1 << 15;
+
+impl FrameCounts {
+    const fn new() -> Self {
+        FrameCounts { base: 0, counts: Vec::new(), live: 0 }
+    }
+
+    #[inline]
+    fn count(&self, pfn: u32) -> u16 {
+        self.counts.get(pfn.wrapping_sub(self.base) as usize).copied().unwrap_or(0)
+    }
+
+    /// Counts one reservation of `pfn`; false if the table cannot.
+    #[inline]
+    fn add(&mut self, pfn: u32) -> bool {
+        let i = pfn.wrapping_sub(self.base) as usize;
+        if i >= self.counts.len() && !self.grow(pfn) {
+            return false;
+        }
+        let i = pfn.wrapping_sub(self.base) as usize;
+        match self.counts.get_mut(i) {
+            Some(c) if *c < u16::MAX => {
+                *c += 1;
+                self.live += 1;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Drops one reservation of `pfn`; false if the table holds none.
+    #[inline]
+    fn remove(&mut self, pfn: u32) -> bool {
+        let i = pfn.wrapping_sub(self.base) as usize;
+        match self.counts.get_mut(i) {
+            Some(c) if *c != 0 => {
+                *c -= 1;
+                self.live -= 1;
+                if self.live == 0 {
+                    self.counts = Vec::new();
+                }
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Extends the table to cover `pfn`; false if it would span more than
+    /// [`MAX_SPAN`] frames or the allocation fails.
+    #[cold]
+    fn grow(&mut self, pfn: u32) -> bool {
+        let p = pfn as u64;
+        let down = p & !(CHUNK - 1);
+        let up = (p + CHUNK) & !(CHUNK - 1);
+        let (b, e) = (self.base as u64, self.base as u64 + self.counts.len() as u64);
+        let (lo, hi) = if self.counts.is_empty() {
+            (down, up)
+        } else {
+            // Doubling in the direction of growth keeps repeated growth
+            // linear overall; fall back to the bare union near the limit.
+            let len = e - b;
+            let doubled = if p < b { (down.min(b.saturating_sub(len)), e) } else { (b, up.max(e + len)) };
+            if doubled.1 - doubled.0 <= MAX_SPAN { doubled } else { (down.min(b), up.max(e)) }
+        };
+        if hi - lo > MAX_SPAN {
+            return false;
+        }
+        let mut counts: Vec<u16> = Vec::new();
+        if counts.try_reserve_exact((hi - lo) as usize).is_err() {
+            return false;
+        }
+        counts.resize((hi - lo) as usize, 0);
+        let at = (b.max(lo) - lo) as usize;
+        if !self.counts.is_empty() {
+            counts[at..at + self.counts.len()].copy_from_slice(&self.counts);
+        }
+        self.counts = counts;
+        self.base = lo as u32;
+        true
+    }
+
+    /// The first frame in `[lo, hi)` with a count.
+    fn first_in(&self, lo: u32, hi: u32) -> Option<u32> {
+        if self.live == 0 {
+            return None;
+        }
+        let b = self.base as u64;
+        let s = (lo as u64).max(b);
+        let e = (hi as u64).min(b + self.counts.len() as u64);
+        if s >= e {
+            return None;
+        }
+        let i = self.counts[(s - b) as usize..(e - b) as usize].iter().position(|&c| c != 0)?;
+        Some((s as usize + i) as u32)
+    }
+
+    /// `(pfn, 1, WriteBack, count)` for every counted frame, in pfn order.
+    fn iter(&self) -> impl Iterator<Item = (u32, u32, CacheAttr, u32)> + '_ {
+        let base = self.base;
+        self.counts
+            .iter()
+            .enumerate()
+            .filter(|(_, &c)| c != 0)
+            .map(move |(i, &c)| (base.wrapping_add(i as u32), 1, CacheAttr::WriteBack, c as u32))
     }
 }
 

@@ -62,6 +62,7 @@ impl<'m, M: PhysAccess + ?Sized> PageTable<'m, M> {
 
     /// Raw first-level entry `idx` (P1 address of the PTE page, or 0; also 0
     /// for an index past the table, which has no entry).
+    #[inline]
     pub fn pgd_raw(&self, idx: usize) -> u32 {
         self.pgd_slot(idx).map_or(0, |s| self.mem.read_u32(s))
     }
@@ -79,6 +80,7 @@ impl<'m, M: PhysAccess + ?Sized> PageTable<'m, M> {
     }
 
     /// The PTE page linked at first-level index `idx`.
+    #[inline]
     pub fn pte_table(&self, idx: usize) -> Option<Frame> {
         match self.pgd_raw(idx) {
             0 => None,
@@ -86,14 +88,32 @@ impl<'m, M: PhysAccess + ?Sized> PageTable<'m, M> {
         }
     }
 
+    #[inline]
     fn pte_slot(&self, va: VirtAddr) -> Option<PhysAddr> {
         let t = self.pte_table(va.pgd_index())?;
         PhysAddr::new(t.start().as_u32() + (va.pte_index() as u32) * 4)
     }
 
     /// The PTE for `va`; `None` if no PTE page covers it.
+    #[inline]
     pub fn get(&self, va: VirtAddr) -> Option<Pte> {
         self.pte_slot(va).map(|s| Pte::from_raw(self.mem.read_u32(s)))
+    }
+
+    /// The slot of the PTE for `va` and the PTE in it; `None` if no PTE page
+    /// covers it. With [`Self::set_slot`], a read-modify-write that walks
+    /// the table once.
+    #[inline]
+    pub(crate) fn entry(&self, va: VirtAddr) -> Option<(PhysAddr, Pte)> {
+        self.pte_slot(va).map(|s| (s, Pte::from_raw(self.mem.read_u32(s))))
+    }
+
+    /// Overwrites the PTE in `slot`, which [`Self::entry`] returned for `va`
+    /// (of this table, still linked); the flush as for [`Self::set`].
+    #[inline]
+    pub(crate) fn set_slot(&self, slot: PhysAddr, va: VirtAddr, pte: Pte) -> PendingFlush {
+        self.mem.write_u32(slot, pte.raw());
+        PendingFlush::new(Page::containing(va), 1)
     }
 
     /// Overwrites the PTE for `va`; the old translation may still be in the
@@ -195,11 +215,10 @@ impl<'m, M: PhysAccess + ?Sized> PageTable<'m, M> {
         let mut n = 0;
         for i in 0..count {
             let va = page_at(start, i);
-            if let Some(p) = self.get(va) {
+            if let Some(s) = self.pte_slot(va) {
+                let p = Pte::from_raw(self.mem.read_u32(s));
                 if p.is_present() {
-                    if let Some(s) = self.pte_slot(va) {
-                        self.mem.write_u32(s, Pte::NONE.raw());
-                    }
+                    self.mem.write_u32(s, Pte::NONE.raw());
                     on_unmap(Page::containing(va), p);
                     n += 1;
                 }
@@ -214,14 +233,17 @@ impl<'m, M: PhysAccess + ?Sized> PageTable<'m, M> {
         let mut i = 0;
         while i < count {
             let va = page_at(start, i);
-            if self.pte_table(va.pgd_index()).is_none() {
+            let Some(t) = self.pte_table(va.pgd_index()) else {
                 // Skip to the next first-level entry.
                 let skip = ENTRIES as u32 - va.pte_index() as u32;
                 i = i.saturating_add(skip);
                 continue;
-            }
-            if let Some(p) = self.get(va).filter(|p| p.is_present()) {
-                f(Page::containing(va), p);
+            };
+            if let Some(s) = PhysAddr::new(t.start().as_u32() + (va.pte_index() as u32) * 4) {
+                let p = Pte::from_raw(self.mem.read_u32(s));
+                if p.is_present() {
+                    f(Page::containing(va), p);
+                }
             }
             i += 1;
         }

@@ -143,6 +143,11 @@ impl<H: MmuHw, M: PhysAccess, A: FrameAllocator> MemoryManager<H, M, A> {
             let _ = self.memtypes.release(Frame::containing(phys).pfn(), area.pages, attr);
         }
         let mut owned: Vec<Frame> = Vec::new();
+        if vmalloc {
+            // One allocation instead of a growing vector's copies. If it
+            // fails, pushing grows the vector as before.
+            let _ = owned.try_reserve_exact(area.pages as usize);
+        }
         self.unmap_kernel(page_of(area.start), area.pages, |_, pte| {
             if !pte.flags().contains(PteFlags::SPECIAL) {
                 owned.push(pte.frame());

@@ -86,3 +86,38 @@ fn io_mapping_reserves_once_and_maps_pages() {
     assert!(mm.memtypes().is_empty());
     assert_eq!(sys.model.multi_hits() + sys.model.latent_duplicates(), 0);
 }
+
+/// vmalloc's frames are per-frame write-back counts (not tree records), yet
+/// every other-attribute alias of them is still refused, `memtype_of`
+/// answers, and `len()` counts one reservation per frame.
+#[test]
+fn vmalloc_frames_are_per_frame_and_still_refuse_other_aliases() {
+    let sys = Sys::new();
+    let mut mm = sys.manager();
+    let before = mm.memtypes().len();
+    let v = mm.vmalloc(3 * 4096).unwrap();
+    assert_eq!(mm.memtypes().len(), before + 3, "one reservation per frame");
+    assert_eq!(mm.memtypes().per_frame(), 3, "held per frame, not in the tree");
+    let f = mm.translate(INIT_MM, VirtAddr::new(v.as_u32() + 4096)).unwrap().0;
+    assert_eq!(mm.memtype_of(f), Some(CacheAttr::WriteBack));
+    let wt = CacheAttr::WriteThrough;
+    assert_eq!(mm.ioremap(f, 4096, CacheAttr::Uncached), Err(conflict(f, CacheAttr::Uncached, CacheAttr::WriteBack)));
+    // A range that starts below the frames reports the lowest of them.
+    let lowest = (0..3).map(|i| mm.translate(INIT_MM, VirtAddr::new(v.as_u32() + i * 4096)).unwrap().0).min().unwrap();
+    let below = PhysAddr::new(lowest.as_u32() - 0x10000).unwrap();
+    assert_eq!(mm.memtype_reserve(below, 0x20000, wt), Err(conflict(lowest, wt, CacheAttr::WriteBack)));
+    let fixed = mm.fixmap_alloc().unwrap();
+    assert_eq!(mm.fixmap_map(fixed, Frame::containing(f), Prot::KernelRw, wt), Err(conflict(f, wt, CacheAttr::WriteBack)));
+    mm.fixmap_free(fixed).unwrap();
+    assert!(matches!(mm.io_mapping_create(f, 4096, CacheAttr::Uncached), Err(MmError::AttrConflict { .. })));
+    assert_eq!(mm.vm_areas(), 1, "the refused requests left no area");
+    assert_eq!(mm.memtypes().len(), before + 3, "nor any record");
+    // A write-back alias is fine and counted.
+    let wb = mm.ioremap(f, 4096, CacheAttr::WriteBack).unwrap();
+    mm.iounmap(wb).unwrap();
+    mm.vfree(v).unwrap();
+    assert_eq!(mm.memtype_of(f), None);
+    assert_eq!(mm.memtypes().len(), before);
+    assert_eq!(mm.memtypes().per_frame(), 0);
+    mm.ioremap(f, 4096, CacheAttr::Uncached).map(|u| mm.iounmap(u)).unwrap().unwrap();
+}

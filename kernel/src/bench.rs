@@ -52,9 +52,6 @@ fn tmu_start() {
 #[derive(Clone, Copy)]
 enum Count {
     Fn(usize),
-    /// A function known by (the end of) its symbol name, for one that
-    /// cannot be named from here (private, or inlined into its caller).
-    Sym(&'static str),
     Exc(usize),
     Region,
 }
@@ -120,7 +117,6 @@ pub fn run() {
     for (k, r) in b.recs.iter().enumerate() {
         let count = match r.count {
             Count::Fn(a) => alloc::format!("fn {a:#010x}"),
-            Count::Sym(s) => alloc::format!("sym {s}"),
             Count::Exc(a) => alloc::format!("exc {a:#010x}"),
             Count::Region => String::from("region"),
         };
@@ -138,9 +134,10 @@ fn run_all(mm: &mut Kmm, b: &mut Bench) -> MmResult<()> {
         &raw const vbr_base as usize + 0x100,
     );
     let vmalloc = fn_addr(Kmm::vmalloc as fn(&mut Kmm, usize) -> MmResult<VirtAddr> as usize);
-    // vfree and iounmap are one-line wrappers that GCC inlines: count the
-    // function they call.
-    let vfree = Count::Sym("::free_vm_area");
+    // vfree and iounmap are counted as the public calls (entry to return):
+    // GCC may inline them or tail-call free_vm_area, so no inner function
+    // is a reliable entry-to-return region.
+    let vfree = fn_addr(Kmm::vfree as fn(&mut Kmm, VirtAddr) -> MmResult<()> as usize);
     let switch_mm = fn_addr(Kmm::switch_mm as fn(&mut Kmm, MmId) -> MmResult<()> as usize);
 
     b.measure(
@@ -264,7 +261,7 @@ fn run_all(mm: &mut Kmm, b: &mut Bench) -> MmResult<()> {
     let dma_free =
         fn_addr(Kmm::dma_free_coherent as fn(&mut Kmm, VirtAddr) -> MmResult<()> as usize);
     let ioremap = fn_addr(Kmm::ioremap as fn(&mut Kmm, PhysAddr, usize, CacheAttr) -> _ as usize);
-    let iounmap = Count::Sym("::free_vm_area");
+    let iounmap = fn_addr(Kmm::iounmap as fn(&mut Kmm, VirtAddr) -> MmResult<()> as usize);
     for n in [1usize, 256] {
         let d = b.measure(
             alloc::format!("dma_alloc_coherent {n} pages"),

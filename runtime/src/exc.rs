@@ -135,10 +135,71 @@ const HW: Sh4Hw = unsafe { Sh4Hw::new() };
 // SAFETY: as for `HW`.
 const PHYS: P1Access = unsafe { P1Access::new() };
 
+/// The entry from `boot/start.S`. TLB exceptions the MM fixes (the common
+/// case: a miss the assembly fast path left, an initial page write) take a
+/// short path here; everything else (interrupts, traps, faults the MM
+/// cannot fix, oopses) is in the out-of-line [`exception_slow`], so that
+/// this function saves few registers.
 #[no_mangle]
 extern "C" fn sh4mm_exception(kind: u32, frame: *mut Frame, code: u32, tea: u32) {
-    // SAFETY: `frame` points to the frame the assembly stub just pushed on
-    // this stack; nothing else references it until we return.
+    if kind != 2 && is_tlb_code(code) {
+        if let Some(ctx) = FAULT_CTX.get() {
+            TLB_EXCEPTIONS.fetch_add(1, Ordering::Relaxed);
+            // SAFETY: `frame` points to the frame the assembly stub just
+            // pushed on this stack; nothing else references it until we return.
+            let from_user = unsafe { (*frame).ssr } & 0x4000_0000 == 0;
+            let exc = Exception { expevt: code, tea: VirtAddr::new(tea), user: from_user };
+            match fault::handle_tlb_exception(&HW, &PHYS, ctx, &exc) {
+                FaultOutcome::Retry => return,
+                outcome => return tlb_unfixed(frame, code, from_user, outcome),
+            }
+        }
+    }
+    exception_slow(kind, frame, code, tea)
+}
+
+/// A TLB exception the MM could not fix: the OS's user-fault hook, a probe,
+/// or an oops.
+#[cold]
+#[inline(never)]
+fn tlb_unfixed(frame: *mut Frame, code: u32, from_user: bool, outcome: FaultOutcome) {
+    // SAFETY: as in `sh4mm_exception`.
+    let frame = unsafe { &mut *frame };
+    match outcome {
+        FaultOutcome::Retry => {}
+        FaultOutcome::User(info) | FaultOutcome::Oops(info) if from_user => {
+            // The OS's part: its page-fault hook (copy-on-write,
+            // demand paging) may fix it; otherwise the program dies.
+            let hook = USER_FAULT_HOOK.try_lock().and_then(|g| *g);
+            if hook.is_some_and(|h| h(&info)) {
+                return;
+            }
+            *USER_FAULT.lock() = Some(info);
+            // SAFETY: a user_call is in progress (only it enters user mode).
+            unsafe { sh4mm_user_return(USER_KILLED | code) };
+        }
+        FaultOutcome::User(info) | FaultOutcome::Oops(info) => {
+            let probe = [sh4mm_probe_read_insn as *const () as u32, sh4mm_probe_write_insn as *const () as u32];
+            if probe.contains(&frame.spc) {
+                *PROBE_FAULT.lock() = Some(info);
+                frame.spc += 2;
+                frame.r[0] = 0xDEAD_BEEF;
+                return;
+            }
+            println!(
+                "OOPS: {:?} fault at {} EXPEVT={:#05x} SPC={:#010x} user={}",
+                info.kind, info.addr, info.expevt, frame.spc, info.user
+            );
+            crate::qemu::exit(102);
+        }
+    }
+}
+
+/// Interrupts, the user program's TRAPA, and exceptions nothing handles.
+#[cold]
+#[inline(never)]
+fn exception_slow(kind: u32, frame: *mut Frame, code: u32, tea: u32) {
+    // SAFETY: as in `sh4mm_exception`.
     let frame = unsafe { &mut *frame };
     if kind == 2 {
         // try_lock: the interrupted code may be installing the hook.
@@ -161,40 +222,6 @@ extern "C" fn sh4mm_exception(kind: u32, frame: *mut Frame, code: u32, tea: u32)
         // TRAPA from the user program: back to sh4mm_user_call's caller.
         // SAFETY: a user_call is in progress (only it enters user mode).
         unsafe { sh4mm_user_return(frame.r[0]) };
-    }
-    if is_tlb_code(code) {
-        if let Some(ctx) = FAULT_CTX.get() {
-            TLB_EXCEPTIONS.fetch_add(1, Ordering::Relaxed);
-            let exc = Exception { expevt: code, tea: VirtAddr::new(tea), user: from_user };
-            match fault::handle_tlb_exception(&HW, &PHYS, ctx, &exc) {
-                FaultOutcome::Retry => return,
-                FaultOutcome::User(info) | FaultOutcome::Oops(info) if from_user => {
-                    // The OS's part: its page-fault hook (copy-on-write,
-                    // demand paging) may fix it; otherwise the program dies.
-                    let hook = USER_FAULT_HOOK.try_lock().and_then(|g| *g);
-                    if hook.is_some_and(|h| h(&info)) {
-                        return;
-                    }
-                    *USER_FAULT.lock() = Some(info);
-                    // SAFETY: as above.
-                    unsafe { sh4mm_user_return(USER_KILLED | code) };
-                }
-                FaultOutcome::User(info) | FaultOutcome::Oops(info) => {
-                    let probe = [sh4mm_probe_read_insn as *const () as u32, sh4mm_probe_write_insn as *const () as u32];
-                    if probe.contains(&frame.spc) {
-                        *PROBE_FAULT.lock() = Some(info);
-                        frame.spc += 2;
-                        frame.r[0] = 0xDEAD_BEEF;
-                        return;
-                    }
-                    println!(
-                        "OOPS: {:?} fault at {} EXPEVT={:#05x} SPC={:#010x} user={}",
-                        info.kind, info.addr, info.expevt, frame.spc, info.user
-                    );
-                    crate::qemu::exit(102);
-                }
-            }
-        }
     }
     println!("OOPS: exception EXPEVT={code:#05x} TEA={tea:#010x} SPC={:#010x} SSR={:#010x}", frame.spc, frame.ssr);
     crate::qemu::exit(102)
