@@ -422,13 +422,16 @@ fn fast_path_pgd_copy() -> Result<(), String> {
 
 fn interrupt_sweep() -> Result<(), String> {
     with_mm(|mm| {
-        // ~520 instructions from the miss to the retried load (benchmarks),
+        // ~600 instructions from the miss to the retried load (benchmarks),
         // about 1.9 TMU ticks each under -icount shift=7: sweep past the end.
+        // Every placement inside the masked section (IrqGuard to LDTLB) is
+        // taken at the one PC that unmasks, so the distinct PCs are about the
+        // unmasked instructions of the path (~100 since the lean dispatch).
         let r = crate::inject::interrupt_on_every_instruction(mm, 1200);
         crate::exc::fast_path_pgd_copy(Some(mm.swapper_pg_dir().start().to_p1().as_u32()));
         let (n, distinct) = r?;
         println!("  ({n} placements, interrupt taken at {distinct} distinct PCs)");
-        check!(distinct > 100, "the interrupt must land all along the path ({distinct} PCs)");
+        check!(distinct > 80, "the interrupt must land all along the path ({distinct} PCs)");
         Ok(())
     })
 }
