@@ -44,14 +44,14 @@ step_rustup() {
         || fail "toolchain '$RUST_TOOLCHAIN' is rustc $hash, expected $RUST_COMMIT (see rust-toolchain.toml)"
     local have
     have=$(rustup component list --installed --toolchain "$RUST_TOOLCHAIN")
-    for c in rust-src rustc-dev; do
+    for c in rust-src rustc-dev clippy rustfmt; do
         if ! grep -q "^$c" <<<"$have"; then
             say "rustup: adding component $c"
             rustup component add "$c" --toolchain "$RUST_TOOLCHAIN" >/dev/null 2>&1 \
                 || fail "rustup component add $c failed"
         fi
     done
-    say "rustup: $RUST_TOOLCHAIN ($hash) with rust-src, rustc-dev"
+    say "rustup: $RUST_TOOLCHAIN ($hash) with rust-src, rustc-dev, clippy, rustfmt"
 }
 
 # ---------------------------------------------------------------- libgccjit (sh4 cross)

@@ -14,6 +14,10 @@ trap 'rm -rf "$log"' EXIT
 
 bash scripts/bootstrap.sh || { echo "test: FAILED: toolchain bootstrap"; exit 1; }
 
+echo "== host: rustfmt (every workspace crate and examples/dreamcast-like; rustfmt.toml)"
+cargo fmt --all --check || { echo "test: FAILED: rustfmt (run cargo fmt --all)"; exit 1; }
+(cd examples/dreamcast-like && cargo fmt --check) || { echo "test: FAILED: rustfmt in examples/dreamcast-like"; exit 1; }
+
 echo "== host: clippy"
 cargo clippy --all-targets -- -D warnings || { echo "test: FAILED: clippy"; exit 1; }
 

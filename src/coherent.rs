@@ -115,7 +115,8 @@ impl<H: MmuHw, M: PhysAccess, A: FrameAllocator> MemoryManager<H, M, A> {
         let table = self.kernel_table();
         let _irq = IrqGuard::new(&self.hw);
         debug_assert!(table.get(va).is_some_and(|p| !p.is_present()), "kmap slot busy or fixmap table missing");
-        let pte = Pte::new(frame, Prot::KernelRw, CacheAttr::WriteBack, PteFlags::SH | PteFlags::D | PteFlags::ACCESSED);
+        let pte =
+            Pte::new(frame, Prot::KernelRw, CacheAttr::WriteBack, PteFlags::SH | PteFlags::D | PteFlags::ACCESSED);
         let Ok(mapped) = table.set(va, pte) else { return };
         // SAFETY: `tlb::load` invalidates the page before it loads it.
         unsafe { mapped.discard() };

@@ -60,7 +60,9 @@ impl<H: MmuHw, M: PhysAccess, A: FrameAllocator> MemoryManager<H, M, A> {
     /// Frees a buffer from [`Self::dma_alloc_coherent`]: unmap, TLB flush,
     /// then the frames and the range are released.
     pub fn dma_free_coherent(&mut self, va: VirtAddr) -> MmResult<()> {
-        if let Some(queued) = self.defer_free(crate::irqlock::FreeKind::DmaFree, va) { return queued; }
+        if let Some(queued) = self.defer_free(crate::irqlock::FreeKind::DmaFree, va) {
+            return queued;
+        }
         if !va.is_page_aligned() {
             return Err(MmError::Unaligned);
         }

@@ -60,10 +60,9 @@ impl fmt::Display for MmError {
             MmError::NotMapped(va) => write!(f, "nothing mapped at {va}"),
             MmError::AlreadyMapped(va) => write!(f, "already mapped at {va}"),
             MmError::BadHandle => write!(f, "stale or freed handle"),
-            MmError::AttrConflict { phys, requested, existing } => write!(
-                f,
-                "cache attribute conflict at {phys}: requested {requested:?}, live mapping is {existing:?}"
-            ),
+            MmError::AttrConflict { phys, requested, existing } => {
+                write!(f, "cache attribute conflict at {phys}: requested {requested:?}, live mapping is {existing:?}")
+            }
             MmError::Busy => write!(f, "busy"),
             MmError::Exited => write!(f, "address space has exited (no users left)"),
             MmError::InInterrupt => write!(f, "not allowed in interrupt context"),

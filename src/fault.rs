@@ -5,6 +5,7 @@
 //! (the active first-level table), `swapper_pg_dir` and the page tables,
 //! which are updated with single stores.
 
+use crate::addr::{Frame, PhysAddr};
 use crate::addr::{Page, Region, VirtAddr};
 use crate::frame::PhysAccess;
 use crate::hw::{expevt, IrqGuard, MmuHw};
@@ -13,7 +14,6 @@ use crate::mutation::{self, Mutation};
 use crate::pgtable::PageTable;
 use crate::pte::PteFlags;
 use crate::tlb;
-use crate::addr::{Frame, PhysAddr};
 
 /// What the exception path needs to know about the kernel's tables. Only
 /// [`crate::MemoryManager::fault_context`] makes one: the exception path
@@ -205,7 +205,9 @@ pub fn handle_tlb_exception<H: MmuHw + ?Sized, M: PhysAccess + ?Sized>(
     // window). The duplicate-entry protection is `tlb::load`'s own.
     let _irq = IrqGuard::new(hw);
     let table = PageTable::view(mem, active);
-    if va.as_u32() >= P3_START && va.as_u32() < P3_END && table.pgd_raw(va.pgd_index()) == 0
+    if va.as_u32() >= P3_START
+        && va.as_u32() < P3_END
+        && table.pgd_raw(va.pgd_index()) == 0
         && !vmalloc_fault(mem, active, ctx.swapper, va)
     {
         return fault(exc, FaultKind::NotMapped);

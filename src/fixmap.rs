@@ -17,9 +17,8 @@ use crate::tlb;
 impl<H: MmuHw, M: PhysAccess, A: FrameAllocator> MemoryManager<H, M, A> {
     /// Claims a general-purpose fixmap slot.
     pub fn fixmap_alloc(&mut self) -> MmResult<u32> {
-        let slot = (KMAP_COHERENT_SLOTS..FIXMAP_SLOTS)
-            .find(|&s| !self.fixmap_used.get(s))
-            .ok_or(MmError::WindowExhausted)?;
+        let slot =
+            (KMAP_COHERENT_SLOTS..FIXMAP_SLOTS).find(|&s| !self.fixmap_used.get(s)).ok_or(MmError::WindowExhausted)?;
         self.fixmap_used.set(slot, true);
         Ok(slot)
     }
@@ -59,11 +58,24 @@ impl<H: MmuHw, M: PhysAccess, A: FrameAllocator> MemoryManager<H, M, A> {
 
     /// [`Self::fixmap_map`] without the memtype check (the range was reserved
     /// as a whole, e.g. by an io-mapping). The PTE is marked SPECIAL.
-    pub(crate) fn fixmap_map_unchecked(&mut self, slot: u32, frame: Frame, prot: Prot, attr: CacheAttr) -> MmResult<VirtAddr> {
+    pub(crate) fn fixmap_map_unchecked(
+        &mut self,
+        slot: u32,
+        frame: Frame,
+        prot: Prot,
+        attr: CacheAttr,
+    ) -> MmResult<VirtAddr> {
         self.fixmap_map_inner(slot, frame, prot, attr, PteFlags::SPECIAL)
     }
 
-    fn fixmap_map_inner(&mut self, slot: u32, frame: Frame, prot: Prot, attr: CacheAttr, extra: PteFlags) -> MmResult<VirtAddr> {
+    fn fixmap_map_inner(
+        &mut self,
+        slot: u32,
+        frame: Frame,
+        prot: Prot,
+        attr: CacheAttr,
+        extra: PteFlags,
+    ) -> MmResult<VirtAddr> {
         let va = fix_to_virt(slot).ok_or(MmError::BadHandle)?;
         if slot >= KMAP_COHERENT_SLOTS && !self.fixmap_used.get(slot) {
             return Err(MmError::BadHandle);

@@ -25,10 +25,7 @@ impl KernelHeap<CpuIrq> {
 impl<I: IrqMask> KernelHeap<I> {
     /// An empty heap whose lock masks interrupts through `irq`.
     pub const fn with_irq(irq: I) -> Self {
-        KernelHeap {
-            heap: IrqLock::new(irq, Heap::empty()),
-            refused: AtomicU32::new(0),
-        }
+        KernelHeap { heap: IrqLock::new(irq, Heap::empty()), refused: AtomicU32::new(0) }
     }
 
     /// Gives the heap `size` bytes at `start`.
@@ -67,9 +64,7 @@ impl<I: IrqMask> KernelHeap<I> {
 unsafe impl<I: IrqMask> GlobalAlloc for KernelHeap<I> {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         match self.heap.lock() {
-            Ok(mut h) => h
-                .allocate_first_fit(layout)
-                .map_or(core::ptr::null_mut(), |p| p.as_ptr()),
+            Ok(mut h) => h.allocate_first_fit(layout).map_or(core::ptr::null_mut(), |p| p.as_ptr()),
             Err(_) => {
                 self.refuse();
                 core::ptr::null_mut()

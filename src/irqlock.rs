@@ -132,11 +132,7 @@ unsafe impl<T: Send, I: IrqMask + Sync> Sync for IrqLock<T, I> {}
 impl<T, I: IrqMask> IrqLock<T, I> {
     /// An unlocked lock around `value`, masking through `irq`.
     pub const fn new(irq: I, value: T) -> Self {
-        IrqLock {
-            irq,
-            held: AtomicBool::new(false),
-            data: UnsafeCell::new(value),
-        }
+        IrqLock { irq, held: AtomicBool::new(false), data: UnsafeCell::new(value) }
     }
 
     /// Masks interrupts and takes the lock, or restores the mask and returns
@@ -304,10 +300,7 @@ impl<H: MmuHw, M: PhysAccess, A: FrameAllocator> MemoryManager<H, M, A> {
         }
         let key = va.as_u32() >> 12;
         let (item, live) = match kind {
-            FreeKind::Vfree => (
-                Deferred::Vfree(va),
-                matches!(self.vmalloc.get(key), Some((_, AreaKind::Vmalloc))),
-            ),
+            FreeKind::Vfree => (Deferred::Vfree(va), matches!(self.vmalloc.get(key), Some((_, AreaKind::Vmalloc)))),
             FreeKind::DmaFree => (Deferred::DmaFree(va), self.consistent.get(key).is_some()),
         };
         let q = &mut self.deferred.items;

@@ -16,11 +16,11 @@ use crate::pgtable::{PageTable, ENTRIES, KERNEL_PGDS, USER_PGDS};
 
 /// Pages of user space (P0), all of which a teardown covers.
 const USER_PAGES: u32 = (USER_PGDS.end * ENTRIES) as u32;
+use crate::fault::FaultContext;
 use crate::pte::{CacheAttr, Prot, Pte, PteFlags};
 use crate::tlb::{self, PendingFlush};
-use crate::window::RangeAllocator;
-use crate::fault::FaultContext;
 use crate::vmalloc::AreaKind;
+use crate::window::RangeAllocator;
 use alloc::vec::Vec;
 
 /// The memory manager of one SH-4 CPU.
@@ -63,7 +63,8 @@ impl<H: MmuHw, M: PhysAccess, A: FrameAllocator> MemoryManager<H, M, A> {
             return Err(MmError::OutOfFrames);
         };
         mem.zero_frame(fix_table);
-        let linked = PageTable::view(&mem, swapper).set_pgd_raw(FIXMAP_START as usize >> 22, fix_table.start().to_p1().as_u32());
+        let linked =
+            PageTable::view(&mem, swapper).set_pgd_raw(FIXMAP_START as usize >> 22, fix_table.start().to_p1().as_u32());
         debug_assert!(linked.is_ok());
         if let Ok(p) = linked {
             // SAFETY: translation is not on yet and the table is new.
@@ -492,7 +493,11 @@ impl<H: MmuHw, M: PhysAccess, A: FrameAllocator> MemoryManager<H, M, A> {
 
     /// One memtype entry per frame (so that pages can be released one by
     /// one); all or nothing.
-    pub(crate) fn reserve_frames(&mut self, frames: impl Iterator<Item = Frame> + Clone, attr: CacheAttr) -> MmResult<()> {
+    pub(crate) fn reserve_frames(
+        &mut self,
+        frames: impl Iterator<Item = Frame> + Clone,
+        attr: CacheAttr,
+    ) -> MmResult<()> {
         // One conflict check for the span from the lowest to the highest
         // frame: when nothing of another attribute overlaps it (the usual
         // case: RAM frames, I/O ranges elsewhere), no frame needs its own.
@@ -579,13 +584,7 @@ impl<H: MmuHw, M: PhysAccess, A: FrameAllocator> MemoryManager<H, M, A> {
 
     /// Unmaps user pages (holes allowed), reporting each present PTE to
     /// `on_unmap`, and flushes them from the TLB. Returns how many were mapped.
-    pub fn unmap_user(
-        &mut self,
-        mm: MmId,
-        start: Page,
-        count: u32,
-        on_unmap: impl FnMut(Page, Pte),
-    ) -> MmResult<u32> {
+    pub fn unmap_user(&mut self, mm: MmId, start: Page, count: u32, on_unmap: impl FnMut(Page, Pte)) -> MmResult<u32> {
         self.task_context()?;
         Self::user_range(start, count)?;
         let pgd = self.user_pgd(mm)?;
@@ -611,7 +610,11 @@ impl<H: MmuHw, M: PhysAccess, A: FrameAllocator> MemoryManager<H, M, A> {
         // and the unmap that finally removes it purges them.
         let (n, pending) = PageTable::view(&self.mem, pgd).update(start, count, |p| {
             let q = p.with_prot(prot);
-            if prot.writable() { q } else { q.without(PteFlags::D) }
+            if prot.writable() {
+                q
+            } else {
+                q.without(PteFlags::D)
+            }
         });
         self.user_flush(mm, pending)?;
         Ok(n)

@@ -544,7 +544,11 @@ impl FrameCounts {
             // linear overall; fall back to the bare union near the limit.
             let len = e - b;
             let doubled = if p < b { (down.min(b.saturating_sub(len)), e) } else { (b, up.max(e + len)) };
-            if doubled.1 - doubled.0 <= MAX_SPAN { doubled } else { (down.min(b), up.max(e)) }
+            if doubled.1 - doubled.0 <= MAX_SPAN {
+                doubled
+            } else {
+                (down.min(b), up.max(e))
+            }
         };
         if hi - lo > MAX_SPAN {
             return false;
@@ -699,7 +703,11 @@ impl<H: MmuHw, M: PhysAccess, A: FrameAllocator> MemoryManager<H, M, A> {
     pub fn io_mapping_unmap(&mut self, io: &mut IoMapping, va: crate::addr::VirtAddr) -> MmResult<()> {
         let slot = crate::layout::virt_to_fix(va).ok_or(MmError::BadAddress(va))?;
         let pte = self.fixmap_entry(slot).ok_or(MmError::NotMapped(va))?;
-        if !self.fixmap_claimed(slot) || !pte.flags().contains(crate::pte::PteFlags::SPECIAL) || !io.contains(pte.frame()) || io.mapped == 0 {
+        if !self.fixmap_claimed(slot)
+            || !pte.flags().contains(crate::pte::PteFlags::SPECIAL)
+            || !io.contains(pte.frame())
+            || io.mapped == 0
+        {
             return Err(MmError::BadHandle);
         }
         // Checked above: the slot is claimed and mapped, so neither can fail.
@@ -750,7 +758,11 @@ mod tests {
         let e = m.reserve(108, 4, CacheAttr::Uncached).unwrap_err();
         assert_eq!(
             e,
-            MmError::AttrConflict { phys: Frame::from_pfn(108).unwrap().start(), requested: CacheAttr::Uncached, existing: CacheAttr::WriteBack }
+            MmError::AttrConflict {
+                phys: Frame::from_pfn(108).unwrap().start(),
+                requested: CacheAttr::Uncached,
+                existing: CacheAttr::WriteBack
+            }
         );
         m.reserve(110, 1, CacheAttr::Uncached).unwrap(); // adjacent, not overlapping
         assert_eq!(m.lookup(109), Some(CacheAttr::WriteBack));

@@ -284,9 +284,8 @@ impl<'m, M: PhysAccess + ?Sized> PageTable<'m, M> {
         for idx in range {
             if let Some(t) = self.pte_table(idx) {
                 for j in 0..ENTRIES as u32 {
-                    let pte = Pte::from_raw(self.mem.read_u32(
-                        PhysAddr::new(t.start().as_u32() + j * 4).unwrap_or_default(),
-                    ));
+                    let pte =
+                        Pte::from_raw(self.mem.read_u32(PhysAddr::new(t.start().as_u32() + j * 4).unwrap_or_default()));
                     if pte.is_present() {
                         let va = VirtAddr::new(((idx as u32) << 22) | (j << 12));
                         on_pte(Page::containing(va), pte);

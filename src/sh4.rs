@@ -12,8 +12,8 @@ pub use imp::Sh4Hw;
 #[cfg(any(target_os = "none", doc))]
 mod imp {
     use crate::hw::{self, CacheOp, MmuHw};
-    use volatile::VolatilePtr;
     use core::ptr::NonNull;
+    use volatile::VolatilePtr;
 
     extern "C" {
         fn sh4mm_ldtlb();

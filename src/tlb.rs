@@ -89,7 +89,11 @@ enum Scope {
     Nothing,
     /// Pages of one address space (`asid`) or shared kernel pages (SH=1,
     /// flushed with any ASID).
-    Range { start: VirtAddr, pages: u32, asid: u8 },
+    Range {
+        start: VirtAddr,
+        pages: u32,
+        asid: u8,
+    },
     All,
 }
 

@@ -89,7 +89,9 @@ impl<H: MmuHw, M: PhysAccess, A: FrameAllocator> MemoryManager<H, M, A> {
     /// Frees a `vmalloc` area: unmaps it, flushes the TLB for it (before the
     /// range can be handed out again), then frees the frames and the range.
     pub fn vfree(&mut self, va: VirtAddr) -> MmResult<()> {
-        if let Some(queued) = self.defer_free(crate::irqlock::FreeKind::Vfree, va) { return queued; }
+        if let Some(queued) = self.defer_free(crate::irqlock::FreeKind::Vfree, va) {
+            return queued;
+        }
         self.free_vm_area(va, true)
     }
 
@@ -112,9 +114,9 @@ impl<H: MmuHw, M: PhysAccess, A: FrameAllocator> MemoryManager<H, M, A> {
             }
         };
         let start = page_of(area.start);
-        match self.map_kernel(start, pages, Prot::KernelRw, attr, PteFlags::SPECIAL, |i| {
-            first.offset(i).unwrap_or(first)
-        }) {
+        match self
+            .map_kernel(start, pages, Prot::KernelRw, attr, PteFlags::SPECIAL, |i| first.offset(i).unwrap_or(first))
+        {
             Ok(()) => Ok(start.start()),
             Err(e) => {
                 let _ = self.vmalloc.free(area.start);
@@ -162,9 +164,7 @@ impl<H: MmuHw, M: PhysAccess, A: FrameAllocator> MemoryManager<H, M, A> {
 
     /// The vmalloc/ioremap area containing `va`: (start, pages, kind).
     pub fn vm_area(&self, va: VirtAddr) -> Option<(VirtAddr, u32, AreaKind)> {
-        self.vmalloc
-            .find(va.as_u32() >> 12)
-            .map(|(a, k)| (page_of(a.start).start(), a.pages, *k))
+        self.vmalloc.find(va.as_u32() >> 12).map(|(a, k)| (page_of(a.start).start(), a.pages, *k))
     }
 
     /// Number of live vmalloc/ioremap areas.

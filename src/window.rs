@@ -67,8 +67,7 @@ impl<T> RangeAllocator<T> {
         if need > self.limit - self.base {
             return Err(MmError::WindowExhausted);
         }
-        let &(len, start) =
-            self.by_size.range((need, 0)..).next().ok_or(MmError::WindowExhausted)?;
+        let &(len, start) = self.by_size.range((need, 0)..).next().ok_or(MmError::WindowExhausted)?;
         self.remove_hole(start, len);
         if len > need {
             self.insert_hole(start + need, len - need);

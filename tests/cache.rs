@@ -31,7 +31,11 @@ fn cow_copy() -> (u32, u32) {
     let m = sys.machine(&mm).user();
     m.write_u32(U + 0x40, 0x1234).unwrap();
     // The model really makes aliasing visible: memory is stale, the line dirty.
-    assert_eq!(mm.mem().read_u32(PhysAddr::new(f.start().as_u32() + 0x40).unwrap()), 0, "write-back: memory not yet updated");
+    assert_eq!(
+        mm.mem().read_u32(PhysAddr::new(f.start().as_u32() + 0x40).unwrap()),
+        0,
+        "write-back: memory not yet updated"
+    );
     assert!(sys.model.dirty_lines_of(f.start().as_u32()) > 0);
     mm.copy_user_page(child_f, f, VirtAddr::new(U)).unwrap();
     let in_memory = mm.mem().read_u32(PhysAddr::new(child_f.start().as_u32() + 0x40).unwrap());
@@ -65,7 +69,10 @@ fn kmap_coherent_slots_and_flushes() {
         sys.model.take_events();
         mm.copy_user_page(b, a, uva).unwrap();
         let ev = sys.model.take_events();
-        let slots: Vec<u32> = [0, 1].iter().map(|&k| layout::fix_to_virt(mm.kmap_coherent_slot_for(uva, k).unwrap()).unwrap().as_u32()).collect();
+        let slots: Vec<u32> = [0, 1]
+            .iter()
+            .map(|&k| layout::fix_to_virt(mm.kmap_coherent_slot_for(uva, k).unwrap()).unwrap().as_u32())
+            .collect();
         for s in &slots {
             assert!(ev.contains(&HwEvent::Cache(CacheOp::Purge, *s, 4096)), "slot {s:#x} purged on unmap: {ev:?}");
             assert!(ev.contains(&HwEvent::AssocWrite(*s)), "slot {s:#x} TLB entry flushed on unmap");

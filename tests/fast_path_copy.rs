@@ -28,21 +28,11 @@ fn copies_a_missing_p3_entry_from_swapper_then_loads_the_pte() {
     // Without the copy, the fast path gives up (the slow path would copy).
     assert!(!fast_path(mm.hw(), mm.mem(), v, false));
     assert_eq!(active.pgd_raw(idx), 0);
-    assert!(fast_path_with_pgd_copy(
-        mm.hw(),
-        mm.mem(),
-        &ctx,
-        v,
-        false
-    ));
+    assert!(fast_path_with_pgd_copy(mm.hw(), mm.mem(), &ctx, v, false));
     assert_eq!(active.pgd_raw(idx), want, "swapper's entry copied");
     let (pa, _) = mm.translate(INIT_MM, v).unwrap();
     assert!(sys.machine(&mm).read_u32(v.as_u32()).is_ok());
-    assert_eq!(
-        mm.translate(p, v).unwrap().0,
-        pa,
-        "p now reaches the same frame"
-    );
+    assert_eq!(mm.translate(p, v).unwrap().0, pa, "p now reaches the same frame");
     mm.switch_mm(INIT_MM).unwrap();
     mm.mm_put(p, |_, _| {}).unwrap();
     mm.vfree(v).unwrap();
@@ -58,16 +48,9 @@ fn leaves_everything_else_to_the_slow_path() {
     let before = snapshot(&sys.mem, mm.pgd(p).unwrap());
     // A user (P0) address nobody mapped, and a P3 address swapper lacks too.
     for va in [VirtAddr::new(0x0040_0000), VirtAddr::new(0xD000_0000)] {
-        assert!(
-            !fast_path_with_pgd_copy(mm.hw(), mm.mem(), &ctx, va, false),
-            "{va}"
-        );
+        assert!(!fast_path_with_pgd_copy(mm.hw(), mm.mem(), &ctx, va, false), "{va}");
     }
-    assert_eq!(
-        snapshot(&sys.mem, mm.pgd(p).unwrap()),
-        before,
-        "nothing copied"
-    );
+    assert_eq!(snapshot(&sys.mem, mm.pgd(p).unwrap()), before, "nothing copied");
     mm.switch_mm(INIT_MM).unwrap();
     mm.mm_put(p, |_, _| {}).unwrap();
 }

@@ -99,9 +99,7 @@ fn vmalloc_frames_and_pte_pages() {
 
 #[test]
 fn ioremap_pte_pages() {
-    let n = inject("ioremap", |mm, _| {
-        mm.ioremap(PhysAddr::new(0x1000_0000).unwrap(), 8 << 20, CacheAttr::Uncached)
-    });
+    let n = inject("ioremap", |mm, _| mm.ioremap(PhysAddr::new(0x1000_0000).unwrap(), 8 << 20, CacheAttr::Uncached));
     assert_eq!(n, 2, "8 MiB after the first area: two new PTE pages");
 }
 

@@ -83,7 +83,11 @@ impl Content {
         Content { seed, over: HashMap::new() }
     }
     fn word(&self, off: u32) -> u32 {
-        self.over.get(&off).copied().unwrap_or(if self.seed == 0 { 0 } else { self.seed.wrapping_mul(0x9E37_79B9) ^ off })
+        self.over.get(&off).copied().unwrap_or(if self.seed == 0 {
+            0
+        } else {
+            self.seed.wrapping_mul(0x9E37_79B9) ^ off
+        })
     }
 }
 
@@ -230,7 +234,11 @@ impl<'s> World<'s> {
     fn check_counts(&mut self) -> Res {
         let s = &self.sys.model;
         let (mh, ld, cf, bs) = (s.multi_hits(), s.latent_duplicates(), s.cache_op_faults(), s.bad_page_sizes());
-        ensure!(self, mh + ld + cf + bs == 0, "multi-hits {mh}, latent duplicates {ld}, cache-op faults {cf}, bad sizes {bs}");
+        ensure!(
+            self,
+            mh + ld + cf + bs == 0,
+            "multi-hits {mh}, latent duplicates {ld}, cache-op faults {cf}, bad sizes {bs}"
+        );
         let mut frames = self.owned + 1; // swapper
         frames += self.kregions.len() as u32;
         for (k, m) in &self.mms {
@@ -252,7 +260,13 @@ impl<'s> World<'s> {
         let kp = self.mm.kernel_pte_pages();
         ensure!(self, kp == self.kregions.len(), "kernel PTE pages {kp}, shadow {}", self.kregions.len());
         let (va, db) = (self.mm.vm_areas(), self.mm.dma_buffers());
-        ensure!(self, va == self.vm.len() && db == self.dma.len(), "areas {va}/{db}, shadow {}/{}", self.vm.len(), self.dma.len());
+        ensure!(
+            self,
+            va == self.vm.len() && db == self.dma.len(),
+            "areas {va}/{db}, shadow {}/{}",
+            self.vm.len(),
+            self.dma.len()
+        );
         ensure!(self, self.mm.live_mms() == self.mms.len(), "live mms {} vs {}", self.mm.live_mms(), self.mms.len());
         for (&k, m) in &self.mms {
             let id = MmId::from_raw(k);
@@ -330,7 +344,11 @@ impl<'s> World<'s> {
                 continue;
             }
             let got = m.read_u32(va);
-            ensure!(self, matches!(got, Err(MachineError::Fault(i)) if i.kind == FaultKind::NotMapped), "freed {va:#x}: {got:?}");
+            ensure!(
+                self,
+                matches!(got, Err(MachineError::Fault(i)) if i.kind == FaultKind::NotMapped),
+                "freed {va:#x}: {got:?}"
+            );
         }
         Ok(())
     }
@@ -436,7 +454,13 @@ impl<'s> World<'s> {
 
     fn step(&mut self) -> Res {
         self.stats.ops += 1;
-        let before = (self.mm.allocator().live(), self.mm.memtypes().len(), self.mm.vm_areas(), self.mm.dma_buffers(), self.mm.live_mms());
+        let before = (
+            self.mm.allocator().live(),
+            self.mm.memtypes().len(),
+            self.mm.vm_areas(),
+            self.mm.dma_buffers(),
+            self.mm.live_mms(),
+        );
         // Sometimes the Nth frame allocation of this op fails.
         let inject = self.rng.chance(12);
         if inject {
@@ -459,8 +483,18 @@ impl<'s> World<'s> {
                 if e == MmError::OutOfFrames {
                     self.stats.injected_failures += 1;
                 }
-                let after = (self.mm.allocator().live(), self.mm.memtypes().len(), self.mm.vm_areas(), self.mm.dma_buffers(), self.mm.live_mms());
-                ensure!(self, before == after, "op {op} failed with {e:?} but changed (frames, memtypes, areas, dma, mms) {before:?} -> {after:?}");
+                let after = (
+                    self.mm.allocator().live(),
+                    self.mm.memtypes().len(),
+                    self.mm.vm_areas(),
+                    self.mm.dma_buffers(),
+                    self.mm.live_mms(),
+                );
+                ensure!(
+                    self,
+                    before == after,
+                    "op {op} failed with {e:?} but changed (frames, memtypes, areas, dma, mms) {before:?} -> {after:?}"
+                );
             }
             Err(msg) => return fail(format!("op {op}: {msg}")),
         }
@@ -580,7 +614,9 @@ impl<'s> World<'s> {
     /// of the old generation must not translate for it.
     fn op_asid_burst(&mut self) -> Result<Outcome, String> {
         let Some(a) = self.expect[self.cur].mm else { return Ok(Outcome::Done) };
-        let Some((&vpn, _)) = self.mms[&key(a)].pages.iter().find(|(_, p)| p.prot.user()) else { return Ok(Outcome::Done) };
+        let Some((&vpn, _)) = self.mms[&key(a)].pages.iter().find(|(_, p)| p.prot.user()) else {
+            return Ok(Outcome::Done);
+        };
         let va = vpn << 12;
         let r = self.machine().user().read_u32(va);
         ensure!(self, r.is_ok(), "user read of its own page: {r:?}");
@@ -596,7 +632,11 @@ impl<'s> World<'s> {
             let reused = self.mm.asids().rollovers() > rollovers && self.sys.model.pteh() & 0xFF == asid;
             if reused {
                 let r = self.machine().user().read_u32(va);
-                ensure!(self, matches!(r, Err(MachineError::Fault(i)) if i.kind == FaultKind::NotMapped), "a process with a reused ASID read {va:#x}: {r:?}");
+                ensure!(
+                    self,
+                    matches!(r, Err(MachineError::Fault(i)) if i.kind == FaultKind::NotMapped),
+                    "a process with a reused ASID read {va:#x}: {r:?}"
+                );
             }
             self.op_exit()?;
             if reused {
@@ -613,12 +653,15 @@ impl<'s> World<'s> {
     fn op_change_while_asleep(&mut self) -> Result<Outcome, String> {
         let a_task = self.cur;
         let Some(a) = self.expect[a_task].mm else { return Ok(Outcome::Done) };
-        let Some((&vpn, &p)) = self.mms[&key(a)].pages.iter().find(|(_, p)| p.prot == Prot::UserRw) else { return Ok(Outcome::Done) };
+        let Some((&vpn, &p)) = self.mms[&key(a)].pages.iter().find(|(_, p)| p.prot == Prot::UserRw) else {
+            return Ok(Outcome::Done);
+        };
         let va = vpn << 12;
         let r = self.machine().user().write_u32(va, 0x51EE9);
         ensure!(self, r == Ok(()), "user write of its own page: {r:?}");
         self.content.entry(p.frame.pfn()).or_default().over.insert(0, 0x51EE9);
-        let others: Vec<usize> = (0..self.tasks.len()).filter(|&i| !self.zombie[i] && self.expect[i].mm.is_some_and(|m| m != a)).collect();
+        let others: Vec<usize> =
+            (0..self.tasks.len()).filter(|&i| !self.zombie[i] && self.expect[i].mm.is_some_and(|m| m != a)).collect();
         let Some(b) = self.rng.pick(&others) else { return Ok(Outcome::Done) };
         self.switch_to(b)?;
         // switch_to removes only a zombie predecessor; A's task is none.
@@ -644,7 +687,11 @@ impl<'s> World<'s> {
         self.switch_to(a_task)?;
         if !unmap {
             let r = self.machine().user().write_u32(va, 1);
-            ensure!(self, matches!(r, Err(MachineError::Fault(i)) if i.kind == FaultKind::Protection), "write to a page write-protected while its mm slept: {r:?}");
+            ensure!(
+                self,
+                matches!(r, Err(MachineError::Fault(i)) if i.kind == FaultKind::Protection),
+                "write to a page write-protected while its mm slept: {r:?}"
+            );
         }
         Ok(Outcome::Done)
     }
@@ -688,7 +735,11 @@ impl<'s> World<'s> {
             for va in gone {
                 self.stats.inactive_probes += 1;
                 let r = self.machine().user().read_u32(va);
-                ensure!(self, matches!(r, Err(MachineError::Fault(i)) if i.kind == FaultKind::NotMapped), "{m:?} read {va:#x}, unmapped while it was not running: {r:?}");
+                ensure!(
+                    self,
+                    matches!(r, Err(MachineError::Fault(i)) if i.kind == FaultKind::NotMapped),
+                    "{m:?} read {va:#x}, unmapped while it was not running: {r:?}"
+                );
             }
         }
         if self.zombie[prev] {
@@ -717,7 +768,8 @@ impl<'s> World<'s> {
     }
 
     fn op_kill(&mut self) -> Result<Outcome, String> {
-        let cands: Vec<usize> = (0..self.tasks.len()).filter(|&i| i != self.cur && self.expect[i].mm.is_some()).collect();
+        let cands: Vec<usize> =
+            (0..self.tasks.len()).filter(|&i| i != self.cur && self.expect[i].mm.is_some()).collect();
         let Some(i) = self.rng.pick(&cands) else { return Ok(Outcome::Done) };
         let m = self.expect[i].mm.unwrap();
         let sm = &self.mms[&key(m)];
@@ -756,7 +808,8 @@ impl<'s> World<'s> {
         let Some(id) = self.rng.pick(&ids) else { return Ok(Outcome::Done) };
         let (start, count) = self.user_range();
         let prot = [Prot::UserRw, Prot::UserRead, Prot::KernelRw, Prot::UserRw][self.rng.below(4) as usize];
-        let attr = [CacheAttr::WriteBack, CacheAttr::WriteThrough, CacheAttr::Uncached, CacheAttr::WriteBack][self.rng.below(4) as usize];
+        let attr = [CacheAttr::WriteBack, CacheAttr::WriteThrough, CacheAttr::Uncached, CacheAttr::WriteBack]
+            [self.rng.below(4) as usize];
         let seed = self.rng.next() as u32 | 1;
         let Some(first) = self.own_frames(count, seed) else { return Ok(Outcome::Done) };
         let sm = &self.mms[&key(id)];
@@ -770,14 +823,17 @@ impl<'s> World<'s> {
         } else {
             Some(MmError::OutOfFrames) // placeholder: Ok or OutOfFrames
         };
-        let new_regions: BTreeSet<usize> = (0..count).map(|i| ((start >> 22) + ((start >> 12 & 0x3FF) + i) / 1024) as usize).collect();
+        let new_regions: BTreeSet<usize> =
+            (0..count).map(|i| ((start >> 22) + ((start >> 12 & 0x3FF) + i) / 1024) as usize).collect();
         let r = self.mm.map_user(id, Page::containing(VirtAddr::new(start)), first, count, prot, attr);
         let ok = match (expect, r) {
             (Some(MmError::OutOfFrames), Ok(())) => true,
             (Some(MmError::OutOfFrames), Err(MmError::OutOfFrames)) => false,
             (None, Err(MmError::AlreadyMapped(_))) => false,
             (Some(e), Err(g)) if e == g && e != MmError::OutOfFrames => false,
-            (e, g) => return fail(format!("map_user({id:?}, {start:#x}, {count}): {g:?}, shadow {e:?} (clash {clash})")),
+            (e, g) => {
+                return fail(format!("map_user({id:?}, {start:#x}, {count}): {g:?}, shadow {e:?} (clash {clash})"))
+            }
         };
         if !ok {
             for i in 0..count {
@@ -805,7 +861,8 @@ impl<'s> World<'s> {
             ensure!(self, r == Err(MmError::Exited), "unmap_user of an exited mm: {r:?}");
             return Ok(Outcome::Refused(MmError::Exited));
         }
-        let gone: Vec<(u32, UPage)> = (0..count).filter_map(|i| sm.pages.remove(&((start >> 12) + i)).map(|p| ((start >> 12) + i, p))).collect();
+        let gone: Vec<(u32, UPage)> =
+            (0..count).filter_map(|i| sm.pages.remove(&((start >> 12) + i)).map(|p| ((start >> 12) + i, p))).collect();
         ensure!(self, r == Ok(gone.len() as u32), "unmap_user: {r:?}, shadow {}", gone.len());
         let got: Vec<u32> = returned.iter().map(|(p, pte)| (p.start().as_u32() >> 12) ^ pte.frame().pfn()).collect();
         let want: Vec<u32> = gone.iter().map(|(v, p)| v ^ p.frame.pfn()).collect();
@@ -822,7 +879,11 @@ impl<'s> World<'s> {
         if self.mm.active() == id {
             if let Some((v, _)) = gone.first() {
                 let got = self.machine().read_u32(v << 12);
-                ensure!(self, matches!(got, Err(MachineError::Fault(i)) if i.kind == FaultKind::NotMapped), "unmapped user page read: {got:?}");
+                ensure!(
+                    self,
+                    matches!(got, Err(MachineError::Fault(i)) if i.kind == FaultKind::NotMapped),
+                    "unmapped user page read: {got:?}"
+                );
             }
         }
         self.memtypes -= frames.len();
@@ -871,7 +932,9 @@ impl<'s> World<'s> {
         let pages = size.div_ceil(4096) as u32;
         let r = self.mm.vmalloc(size);
         let Some(va) = self.result(r, true, "vmalloc")? else { return Ok(Outcome::Refused(MmError::OutOfFrames)) };
-        let frames: Vec<Frame> = (0..pages).map(|i| Frame::containing(self.mm.translate(INIT_MM, VirtAddr::new(va.as_u32() + i * 4096)).unwrap().0)).collect();
+        let frames: Vec<Frame> = (0..pages)
+            .map(|i| Frame::containing(self.mm.translate(INIT_MM, VirtAddr::new(va.as_u32() + i * 4096)).unwrap().0))
+            .collect();
         for &f in &frames {
             self.content.insert(f.pfn(), Content::pattern(0));
         }
@@ -915,7 +978,8 @@ impl<'s> World<'s> {
     }
 
     fn op_vfree(&mut self) -> Result<Outcome, String> {
-        let areas: Vec<u32> = self.vm.iter().filter(|(_, (_, v))| matches!(v, Vm::Vmalloc(_))).map(|(&k, _)| k).collect();
+        let areas: Vec<u32> =
+            self.vm.iter().filter(|(_, (_, v))| matches!(v, Vm::Vmalloc(_))).map(|(&k, _)| k).collect();
         let Some(va) = self.rng.pick(&areas) else { return Ok(Outcome::Done) };
         let r = self.with_irq(Some(va), |w| w.mm.vfree(VirtAddr::new(va)))?;
         ensure!(self, r == Ok(()), "vfree: {r:?}");
@@ -938,7 +1002,8 @@ impl<'s> World<'s> {
         let pages = 1 + self.rng.below((DEVICE_FRAMES - first_i).min(4) as u64) as u32;
         let attr = [CacheAttr::Uncached, CacheAttr::WriteBack, CacheAttr::WriteThrough][self.rng.below(3) as usize];
         let first = device(first_i);
-        let conflict = (0..pages).any(|i| self.resv.get(&(first.pfn() + i)).is_some_and(|v| v.iter().any(|&a| a != attr)));
+        let conflict =
+            (0..pages).any(|i| self.resv.get(&(first.pfn() + i)).is_some_and(|v| v.iter().any(|&a| a != attr)));
         if !conflict && self.cached_alias(first, pages, attr) {
             return Ok(Outcome::Done);
         }
@@ -960,7 +1025,8 @@ impl<'s> World<'s> {
     }
 
     fn op_iounmap(&mut self) -> Result<Outcome, String> {
-        let areas: Vec<u32> = self.vm.iter().filter(|(_, (_, v))| matches!(v, Vm::Io { .. })).map(|(&k, _)| k).collect();
+        let areas: Vec<u32> =
+            self.vm.iter().filter(|(_, (_, v))| matches!(v, Vm::Io { .. })).map(|(&k, _)| k).collect();
         let Some(va) = self.rng.pick(&areas) else { return Ok(Outcome::Done) };
         let r = self.with_irq(Some(va), |w| w.mm.iounmap(VirtAddr::new(va)))?;
         ensure!(self, r == Ok(()), "iounmap: {r:?}");
@@ -983,7 +1049,8 @@ impl<'s> World<'s> {
     /// caller's hazard (the memtype check only keeps attributes apart), so the
     /// fuzzer does not generate them.
     fn cached_alias(&self, first: Frame, pages: u32, attr: CacheAttr) -> bool {
-        attr != CacheAttr::Uncached && (0..pages).any(|i| self.resv.get(&(first.pfn() + i)).is_some_and(|v| !v.is_empty()))
+        attr != CacheAttr::Uncached
+            && (0..pages).any(|i| self.resv.get(&(first.pfn() + i)).is_some_and(|v| !v.is_empty()))
     }
 
     /// Whether no other live cached mapping covers these device frames (then
@@ -999,7 +1066,9 @@ impl<'s> World<'s> {
         let size = 1 + self.rng.below(6 * 4096) as usize;
         let pages = size.div_ceil(4096) as u32;
         let r = self.with_irq(None, |w| w.mm.dma_alloc_coherent(size))?;
-        let Some(b) = self.result(r, true, "dma_alloc_coherent")? else { return Ok(Outcome::Refused(MmError::OutOfFrames)) };
+        let Some(b) = self.result(r, true, "dma_alloc_coherent")? else {
+            return Ok(Outcome::Refused(MmError::OutOfFrames));
+        };
         ensure!(self, b.pages == pages, "dma pages {} vs {pages}", b.pages);
         let first = Frame::containing(b.phys);
         for i in 0..pages {
@@ -1082,7 +1151,8 @@ impl<'s> World<'s> {
                 let pages = 1 + self.rng.below(4) as u32;
                 let attr = [CacheAttr::Uncached, CacheAttr::WriteBack][self.rng.below(2) as usize];
                 let first = device(first_i);
-                let conflict = (0..pages).any(|i| self.resv.get(&(first.pfn() + i)).is_some_and(|v| v.iter().any(|&a| a != attr)));
+                let conflict =
+                    (0..pages).any(|i| self.resv.get(&(first.pfn() + i)).is_some_and(|v| v.iter().any(|&a| a != attr)));
                 if !conflict && self.cached_alias(first, pages, attr) {
                     return Ok(Outcome::Done);
                 }
@@ -1164,7 +1234,13 @@ impl<'s> World<'s> {
         let c = if clear { Content::pattern(0) } else { self.content[&src.pfn()].clone() };
         for off in (0..4096u32).step_by(4) {
             let got = self.sys.mem.read_u32(PhysAddr::new(dst.start().as_u32() + off).unwrap());
-            ensure!(self, got == c.word(off), "{} at {off:#x}: memory {got:#x}, shadow {:#x}", if clear { "clear" } else { "copy" }, c.word(off));
+            ensure!(
+                self,
+                got == c.word(off),
+                "{} at {off:#x}: memory {got:#x}, shadow {:#x}",
+                if clear { "clear" } else { "copy" },
+                c.word(off)
+            );
         }
         self.check_no_lines(&[dst], "kunmap_coherent")?;
         self.release_frame(dst);
@@ -1210,15 +1286,27 @@ impl<'s> World<'s> {
                 ensure!(self, r == Ok(()), "write {va:#x}+{off:#x} (user {user}): {r:?}");
                 self.content.entry(f.pfn()).or_default().over.insert(off, v);
             } else {
-                ensure!(self, matches!(r, Err(MachineError::Fault(i)) if i.kind == FaultKind::Protection), "write to a read-only page {va:#x} (user {user}): {r:?}");
+                ensure!(
+                    self,
+                    matches!(r, Err(MachineError::Fault(i)) if i.kind == FaultKind::Protection),
+                    "write to a read-only page {va:#x} (user {user}): {r:?}"
+                );
             }
         } else {
             let r = m.read_u32(va + off);
             if may_read {
                 let want = self.expected_at(f, off);
-                ensure!(self, r == Ok(want), "read {va:#x}+{off:#x} (user {user}, frame {f:?}): {r:?}, shadow {want:#x}");
+                ensure!(
+                    self,
+                    r == Ok(want),
+                    "read {va:#x}+{off:#x} (user {user}, frame {f:?}): {r:?}, shadow {want:#x}"
+                );
             } else {
-                ensure!(self, matches!(r, Err(MachineError::Fault(i)) if i.kind == FaultKind::Protection), "user read of a kernel page {va:#x}: {r:?}");
+                ensure!(
+                    self,
+                    matches!(r, Err(MachineError::Fault(i)) if i.kind == FaultKind::Protection),
+                    "user read of a kernel page {va:#x}: {r:?}"
+                );
             }
         }
         Ok(Outcome::Done)
@@ -1238,7 +1326,17 @@ impl<'s> World<'s> {
             },
             7 => (self.mm.fixmap_free(layout::FIXMAP_SLOTS), MmError::BadHandle),
             8 => (self.mm.fixmap_unmap(u32::MAX).map(|_| ()), MmError::BadHandle),
-            _ => (self.mm.map_user(INIT_MM, Page::containing(VirtAddr::new(0x1000)), device(0), 1, Prot::UserRw, CacheAttr::WriteBack), MmError::BadHandle),
+            _ => (
+                self.mm.map_user(
+                    INIT_MM,
+                    Page::containing(VirtAddr::new(0x1000)),
+                    device(0),
+                    1,
+                    Prot::UserRw,
+                    CacheAttr::WriteBack,
+                ),
+                MmError::BadHandle,
+            ),
         };
         ensure!(self, e.0 == Err(e.1), "bad input: {:?}, expected {:?}", e.0, e.1);
         Ok(Outcome::Refused(e.1))

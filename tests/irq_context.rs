@@ -166,10 +166,7 @@ impl<K: Mask> World<K> {
                 let phys =
                     sh4_mm::PhysAccess::read_u32(&*mem, sh4_mm::PhysAddr::new(buf.phys.as_u32() + i * 1024).unwrap());
                 if got != Ok(0xC0DE_0000 + i) || phys != 0xC0DE_0000 + i {
-                    bad(format!(
-                        "handler read {got:x?} / memory {phys:#x}, wrote {:#x}",
-                        0xC0DE_0000 + i
-                    ));
+                    bad(format!("handler read {got:x?} / memory {phys:#x}, wrote {:#x}", 0xC0DE_0000 + i));
                 }
             }
             // SAFETY: `p` is 48 bytes from `alloc`.
@@ -218,12 +215,7 @@ fn run_all<K: Mask>() -> (Vec<String>, Vec<(&'static str, u64, u32)>) {
     macro_rules! run {
         ($name:expr, $prep:expr, $op:expr, $check:expr) => {{
             let w = World::<K>::new();
-            let op = Op {
-                name: $name,
-                prep: $prep,
-                op: $op,
-                check: $check,
-            };
+            let op = Op { name: $name, prep: $prep, op: $op, check: $check };
             let (p, d, n) = sweep(&w, &op);
             problems.extend(p);
             stats.push(($name, d, n));
@@ -274,9 +266,7 @@ fn run_all<K: Mask>() -> (Vec<String>, Vec<(&'static str, u64, u32)>) {
             if phys != 0x5A5A {
                 return Err(format!("dma buffer reads {phys:#x}"));
             }
-            lock(w)
-                .dma_free_coherent(b.va)
-                .map_err(|e| format!("dma_free_coherent: {e}"))
+            lock(w).dma_free_coherent(b.va).map_err(|e| format!("dma_free_coherent: {e}"))
         }
     );
     run!(
@@ -288,15 +278,10 @@ fn run_all<K: Mask>() -> (Vec<String>, Vec<(&'static str, u64, u32)>) {
         },
         |_w, s| s.unwrap().1.map_err(|e| format!("dma_free_coherent: {e}"))
     );
-    run!(
-        "mm_create",
-        |_w| None,
-        |w, s: &mut Option<Result<MmId, MmError>>| *s = Some(lock(w).mm_create()),
-        |w, s| {
-            let p = s.unwrap().map_err(|e| format!("mm_create: {e}"))?;
-            lock(w).mm_put(p, |_, _| {}).map_err(|e| format!("mm_put: {e}"))
-        }
-    );
+    run!("mm_create", |_w| None, |w, s: &mut Option<Result<MmId, MmError>>| *s = Some(lock(w).mm_create()), |w, s| {
+        let p = s.unwrap().map_err(|e| format!("mm_create: {e}"))?;
+        lock(w).mm_put(p, |_, _| {}).map_err(|e| format!("mm_put: {e}"))
+    });
     run!(
         "context_switch",
         |w| {
@@ -339,9 +324,7 @@ fn run_all<K: Mask>() -> (Vec<String>, Vec<(&'static str, u64, u32)>) {
         },
         |w, s: &mut Option<(MmId, VirtAddr, Result<u32, MmError>)>| {
             let (_, v, r) = s.as_mut().unwrap();
-            *r = Machine::new(w.hw, &w.mem, w.ctx)
-                .read_u32(v.as_u32())
-                .map_err(|_| MmError::NotMapped(*v));
+            *r = Machine::new(w.hw, &w.mem, w.ctx).read_u32(v.as_u32()).map_err(|_| MmError::NotMapped(*v));
         },
         |w, s| {
             let (p, v, r) = s.unwrap();
@@ -375,11 +358,7 @@ fn run_all<K: Mask>() -> (Vec<String>, Vec<(&'static str, u64, u32)>) {
                 *s = Some(false);
             }
         },
-        |_w, s| if s == Some(true) {
-            Ok(())
-        } else {
-            Err("heap alloc in task context failed".into())
-        }
+        |_w, s| if s == Some(true) { Ok(()) } else { Err("heap alloc in task context failed".into()) }
     );
     (problems, stats)
 }
@@ -456,17 +435,9 @@ fn a_lock_that_does_not_mask_would_deadlock() {
     assert!(hangs > 0, "the broken variant must be caught: {problems:#?}");
     // (mm_create does no hardware operation while it holds the lock, so the
     // model has nowhere inside it to land an interrupt.)
-    for op in [
-        "vmalloc",
-        "dma_alloc_coherent",
-        "vfree",
-        "dma_free_coherent",
-        "context_switch",
-    ] {
+    for op in ["vmalloc", "dma_alloc_coherent", "vfree", "dma_free_coherent", "context_switch"] {
         assert!(
-            problems
-                .iter()
-                .any(|p| p.starts_with(op) && p.contains("deadlocks here")),
+            problems.iter().any(|p| p.starts_with(op) && p.contains("deadlocks here")),
             "{op}: an interrupt inside it must find the plain lock held: {problems:#?}"
         );
     }
@@ -504,11 +475,7 @@ fn task_context_ops_refused_in_interrupt_and_frees_queued() {
     let w = World::<&'static Sh4Model>::new();
     let (v, b, p) = {
         let mut g = lock(&w);
-        (
-            g.vmalloc(4096).unwrap(),
-            g.dma_alloc_coherent(4096).unwrap(),
-            g.mm_create().unwrap(),
-        )
+        (g.vmalloc(4096).unwrap(), g.dma_alloc_coherent(4096).unwrap(), g.mm_create().unwrap())
     };
     let base = w.balance();
     let mm = w.mm.clone();
@@ -519,11 +486,7 @@ fn task_context_ops_refused_in_interrupt_and_frees_queued() {
         let mut r = s.borrow_mut();
         r.push(format!(
             "{:?}",
-            g.ioremap(
-                sh4_mm::PhysAddr::new(0x1000_0000).unwrap(),
-                4096,
-                sh4_mm::CacheAttr::Uncached
-            )
+            g.ioremap(sh4_mm::PhysAddr::new(0x1000_0000).unwrap(), 4096, sh4_mm::CacheAttr::Uncached)
         ));
         r.push(format!("{:?}", g.mm_put(p, |_, _| {})));
         r.push(format!("{:?}", g.switch_mm(p)));

@@ -26,7 +26,10 @@ fn a_dma_buffer_cannot_also_be_mapped_cached() {
     mm.map_user(p, Page::containing(VirtAddr::new(0x1000)), second, 1, Prot::UserRw, CacheAttr::Uncached).unwrap();
     assert_eq!(mm.memtype_of(second.start()), Some(CacheAttr::Uncached));
     let fixed = mm.fixmap_alloc().unwrap();
-    assert!(matches!(mm.fixmap_map(fixed, second, Prot::KernelRw, CacheAttr::WriteThrough), Err(MmError::AttrConflict { .. })));
+    assert!(matches!(
+        mm.fixmap_map(fixed, second, Prot::KernelRw, CacheAttr::WriteThrough),
+        Err(MmError::AttrConflict { .. })
+    ));
     mm.fixmap_free(fixed).unwrap();
     mm.mm_put(p, |_, _| {}).unwrap();
     mm.dma_free_coherent(buf.va).unwrap();
@@ -41,16 +44,25 @@ fn p1_declared_ranges_and_ioremap_attributes() {
     let image = PhysAddr::new(0x0C80_0000).unwrap();
     mm.memtype_reserve(image, 1 << 20, CacheAttr::WriteBack).unwrap();
     let inside = PhysAddr::new(0x0C8F_F000).unwrap();
-    assert_eq!(mm.ioremap(inside, 8192, CacheAttr::Uncached), Err(conflict(inside, CacheAttr::Uncached, CacheAttr::WriteBack)));
+    assert_eq!(
+        mm.ioremap(inside, 8192, CacheAttr::Uncached),
+        Err(conflict(inside, CacheAttr::Uncached, CacheAttr::WriteBack))
+    );
     assert_eq!(mm.vm_areas(), 0, "the refused ioremap left no area");
     let wb = mm.ioremap(inside, 4096, CacheAttr::WriteBack).unwrap();
     // Device registers elsewhere: uncached, then a write-through alias is refused.
     let regs = PhysAddr::new(0x1000_0000).unwrap();
     let io = mm.ioremap(regs, 0x2000, CacheAttr::Uncached).unwrap();
-    assert!(matches!(mm.ioremap(PhysAddr::new(0x1000_1000).unwrap(), 4096, CacheAttr::WriteThrough), Err(MmError::AttrConflict { .. })));
+    assert!(matches!(
+        mm.ioremap(PhysAddr::new(0x1000_1000).unwrap(), 4096, CacheAttr::WriteThrough),
+        Err(MmError::AttrConflict { .. })
+    ));
     assert_eq!(mm.translate(INIT_MM, io).unwrap().1.cache_attr(), CacheAttr::Uncached);
     mm.iounmap(io).unwrap();
-    mm.ioremap(PhysAddr::new(0x1000_1000).unwrap(), 4096, CacheAttr::WriteThrough).map(|v| mm.iounmap(v)).unwrap().unwrap();
+    mm.ioremap(PhysAddr::new(0x1000_1000).unwrap(), 4096, CacheAttr::WriteThrough)
+        .map(|v| mm.iounmap(v))
+        .unwrap()
+        .unwrap();
     mm.iounmap(wb).unwrap();
     mm.memtype_release(image, 1 << 20, CacheAttr::WriteBack).unwrap();
     assert_eq!(mm.memtype_release(image, 1 << 20, CacheAttr::WriteBack), Err(MmError::BadHandle));
@@ -107,7 +119,10 @@ fn vmalloc_frames_are_per_frame_and_still_refuse_other_aliases() {
     let below = PhysAddr::new(lowest.as_u32() - 0x10000).unwrap();
     assert_eq!(mm.memtype_reserve(below, 0x20000, wt), Err(conflict(lowest, wt, CacheAttr::WriteBack)));
     let fixed = mm.fixmap_alloc().unwrap();
-    assert_eq!(mm.fixmap_map(fixed, Frame::containing(f), Prot::KernelRw, wt), Err(conflict(f, wt, CacheAttr::WriteBack)));
+    assert_eq!(
+        mm.fixmap_map(fixed, Frame::containing(f), Prot::KernelRw, wt),
+        Err(conflict(f, wt, CacheAttr::WriteBack))
+    );
     mm.fixmap_free(fixed).unwrap();
     assert!(matches!(mm.io_mapping_create(f, 4096, CacheAttr::Uncached), Err(MmError::AttrConflict { .. })));
     assert_eq!(mm.vm_areas(), 1, "the refused requests left no area");

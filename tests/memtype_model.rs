@@ -34,31 +34,20 @@ impl Naive {
         }
         if let Some((at, existing)) = self.conflict(pfn, pages, attr) {
             let phys = Frame::from_pfn(at).map(|f| f.start()).unwrap_or_default();
-            return Err(MmError::AttrConflict {
-                phys,
-                requested: attr,
-                existing,
-            });
+            return Err(MmError::AttrConflict { phys, requested: attr, existing });
         }
         self.list.push((pfn, pages, attr));
         Ok(())
     }
 
     fn release(&mut self, pfn: u32, pages: u32, attr: CacheAttr) -> MmResult<()> {
-        let i = self
-            .list
-            .iter()
-            .position(|&e| e == (pfn, pages, attr))
-            .ok_or(MmError::BadHandle)?;
+        let i = self.list.iter().position(|&e| e == (pfn, pages, attr)).ok_or(MmError::BadHandle)?;
         self.list.swap_remove(i);
         Ok(())
     }
 
     fn lookup(&self, pfn: u32) -> Option<CacheAttr> {
-        self.list
-            .iter()
-            .find(|&&(s, n, _)| s <= pfn && Self::end(s, n) > pfn)
-            .map(|&(_, _, a)| a)
+        self.list.iter().find(|&&(s, n, _)| s <= pfn && Self::end(s, n) > pfn).map(|&(_, _, a)| a)
     }
 
     /// `(pfn, pages, attr, count)` sorted like `MemTypes::iter`.
@@ -122,12 +111,7 @@ fn run(seed: u64, ops: usize, space: u32) {
         match r.below(10) {
             0..=3 => {
                 let ((pfn, pages), a) = (range(&mut r, space), attr(&mut r));
-                assert_eq!(
-                    m.reserve(pfn, pages, a),
-                    n.reserve(pfn, pages, a),
-                    "{}",
-                    ctx("reserve")
-                );
+                assert_eq!(m.reserve(pfn, pages, a), n.reserve(pfn, pages, a), "{}", ctx("reserve"));
             }
             4..=6 => {
                 // Mostly a live reservation; sometimes a near miss or noise.
@@ -142,21 +126,11 @@ fn run(seed: u64, ops: usize, space: u32) {
                         (p, s, attr(&mut r))
                     }
                 };
-                assert_eq!(
-                    m.release(pfn, pages, a),
-                    n.release(pfn, pages, a),
-                    "{}",
-                    ctx("release")
-                );
+                assert_eq!(m.release(pfn, pages, a), n.release(pfn, pages, a), "{}", ctx("release"));
             }
             7..=8 => {
                 let ((pfn, pages), a) = (range(&mut r, space), attr(&mut r));
-                assert_eq!(
-                    m.conflict(pfn, pages, a),
-                    n.conflict(pfn, pages, a),
-                    "{}",
-                    ctx("conflict")
-                );
+                assert_eq!(m.conflict(pfn, pages, a), n.conflict(pfn, pages, a), "{}", ctx("conflict"));
             }
             _ => {
                 let (pfn, _) = range(&mut r, space);
@@ -166,12 +140,7 @@ fn run(seed: u64, ops: usize, space: u32) {
         assert_eq!(m.len(), n.list.len(), "{}", ctx("len"));
         assert_eq!(m.is_empty(), n.list.is_empty(), "{}", ctx("is_empty"));
         if step % 64 == 0 {
-            assert_eq!(
-                m.iter().collect::<Vec<_>>(),
-                n.records(),
-                "{}",
-                ctx("records")
-            );
+            assert_eq!(m.iter().collect::<Vec<_>>(), n.records(), "{}", ctx("records"));
             for pfn in 0..space + 8 {
                 assert_eq!(m.lookup(pfn), n.lookup(pfn), "{}", ctx("lookup sweep"));
             }
@@ -182,10 +151,7 @@ fn run(seed: u64, ops: usize, space: u32) {
         m.release(pfn, pages, a).unwrap();
         n.release(pfn, pages, a).unwrap();
     }
-    assert!(
-        m.is_empty() && m.iter().next().is_none(),
-        "seed {seed:#x}: drained"
-    );
+    assert!(m.is_empty() && m.iter().next().is_none(), "seed {seed:#x}: drained");
 }
 
 #[test]
@@ -213,16 +179,9 @@ fn many_single_frames_beside_one_long_range() {
     for pfn in (1 << 20)..(1 << 20) + 20_000 {
         m.reserve(pfn, 1, CacheAttr::WriteBack).unwrap();
     }
-    m.reserve((1 << 20) + 20_000, 4, CacheAttr::Uncached)
-        .unwrap();
-    assert_eq!(
-        m.conflict(5, 1 << 21, CacheAttr::Uncached),
-        Some((5, CacheAttr::WriteBack))
-    );
-    assert_eq!(
-        m.conflict(1 << 20, 30_000, CacheAttr::WriteBack),
-        Some(((1 << 20) + 20_000, CacheAttr::Uncached))
-    );
+    m.reserve((1 << 20) + 20_000, 4, CacheAttr::Uncached).unwrap();
+    assert_eq!(m.conflict(5, 1 << 21, CacheAttr::Uncached), Some((5, CacheAttr::WriteBack)));
+    assert_eq!(m.conflict(1 << 20, 30_000, CacheAttr::WriteBack), Some(((1 << 20) + 20_000, CacheAttr::Uncached)));
     assert_eq!(m.lookup((1 << 20) + 19_999), Some(CacheAttr::WriteBack));
     assert_eq!(m.lookup((1 << 20) + 20_003), Some(CacheAttr::Uncached));
     assert_eq!(m.lookup((1 << 20) + 20_004), None);
@@ -230,9 +189,6 @@ fn many_single_frames_beside_one_long_range() {
     for pfn in (1 << 20)..(1 << 20) + 20_000 {
         m.release(pfn, 1, CacheAttr::WriteBack).unwrap();
     }
-    assert_eq!(
-        m.release(0, 1 << 20, CacheAttr::Uncached),
-        Err(MmError::BadHandle)
-    );
+    assert_eq!(m.release(0, 1 << 20, CacheAttr::Uncached), Err(MmError::BadHandle));
     assert_eq!(m.len(), 2);
 }

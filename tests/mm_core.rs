@@ -177,7 +177,10 @@ fn windows_reject_bad_input_with_errors() {
         mm.map_user(p, Page::containing(VirtAddr::new(0x7FFF_F000)), f, 2, Prot::UserRw, CacheAttr::WriteBack),
         Err(MmError::Overflow)
     );
-    assert_eq!(mm.map_user(p, Page::containing(VirtAddr::new(0)), f, 0, Prot::UserRw, CacheAttr::WriteBack), Err(MmError::ZeroSize));
+    assert_eq!(
+        mm.map_user(p, Page::containing(VirtAddr::new(0)), f, 0, Prot::UserRw, CacheAttr::WriteBack),
+        Err(MmError::ZeroSize)
+    );
     assert_eq!(mm.fixmap_free(3), Err(MmError::BadHandle));
     let s = mm.fixmap_alloc().unwrap();
     mm.fixmap_map(s, f, Prot::KernelRw, CacheAttr::WriteBack).unwrap();

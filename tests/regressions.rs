@@ -63,13 +63,18 @@ fn d1_vfree_leaves_no_cache_line() {
     let mut mm = sys.manager();
     let m = sys.machine(&mm);
     let v = mm.vmalloc(3 * 4096).unwrap().as_u32();
-    let frames: Vec<Frame> = (0..3).map(|i| Frame::containing(mm.translate(INIT_MM, VirtAddr::new(v + i * 4096)).unwrap().0)).collect();
+    let frames: Vec<Frame> =
+        (0..3).map(|i| Frame::containing(mm.translate(INIT_MM, VirtAddr::new(v + i * 4096)).unwrap().0)).collect();
     for k in (0..3 * 4096).step_by(4) {
         m.write_u32(v + k, 0xBAD0_0000 | k).unwrap();
     }
     mm.vfree(VirtAddr::new(v)).unwrap();
     for &f in &frames {
-        assert_eq!(sys.model.with_cache(|c| c.lines_of(f.start().as_u32())), Some(0), "no line of {f:?} survives vfree");
+        assert_eq!(
+            sys.model.with_cache(|c| c.lines_of(f.start().as_u32())),
+            Some(0),
+            "no line of {f:?} survives vfree"
+        );
         fill_phys(&sys, f, 0x600D); // the next owner's data
     }
     for &f in &frames {
@@ -288,7 +293,8 @@ fn d7_out_of_range_input_is_an_error() {
 #[test]
 fn d8_flushes_before_enable_mmu_leave_translation_off() {
     let sys = Sys::new();
-    let mut mm = MemoryManager::new(&sys.model, sys.mem.clone(), sh4_mm::model::FrameArena::new(RAM_BASE, RAM_FRAMES)).unwrap();
+    let mut mm =
+        MemoryManager::new(&sys.model, sys.mem.clone(), sh4_mm::model::FrameArena::new(RAM_BASE, RAM_FRAMES)).unwrap();
     let v = mm.vmalloc(40 * 4096).unwrap(); // > FLUSH_ALL_THRESHOLD pages
     mm.vfree(v).unwrap();
     assert_eq!(sys.model.mmucr() & hw::MMUCR_AT, 0, "a whole-TLB flush turned translation on");

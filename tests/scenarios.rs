@@ -113,9 +113,7 @@ fn nested_irq_during_vmalloc_fault(k: Option<u64>) -> Run {
 }
 
 fn run_ok(r: &Run) -> bool {
-    r.main == Ok(0x11)
-        && r.multi == 0
-        && (!r.delivered || (r.irq == vec![Ok(0x11), Ok(0x22), Ok(0x33)] && r.x_dirty))
+    r.main == Ok(0x11) && r.multi == 0 && (!r.delivered || (r.irq == vec![Ok(0x11), Ok(0x22), Ok(0x33)] && r.x_dirty))
 }
 
 #[test]
@@ -131,11 +129,16 @@ fn nested_interrupt_on_every_step_of_vmalloc_fault() {
         assert!(r.delivered, "interrupt at op {k} of {n} was never taken");
         assert!(run_ok(&r), "interrupt at op {k}: {r:?}");
     }
-    let broken = |m: Mutation| (1..=n).filter(|&k| !run_ok(&mutation::with(m, || nested_irq_during_vmalloc_fault(Some(k))))).count();
+    let broken = |m: Mutation| {
+        (1..=n).filter(|&k| !run_ok(&mutation::with(m, || nested_irq_during_vmalloc_fault(Some(k))))).count()
+    };
     // Broken: LDTLB without invalidating first. An interrupt taken before
     // the slow path masks interrupts loads the page; the slow path then
     // loads a second entry for it.
-    assert!(broken(Mutation::TlbLoadNoInvalidate) > 0, "without the invalidate some placement must double-load the TLB");
+    assert!(
+        broken(Mutation::TlbLoadNoInvalidate) > 0,
+        "without the invalidate some placement must double-load the TLB"
+    );
 }
 
 /// A kernel page is unmapped and its address handed out again while its

@@ -15,10 +15,10 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![allow(clippy::missing_safety_doc)]
 
-use sh4_mm::fault::{self, Exception, FaultContext, FaultOutcome};
-use sh4_mm::frame::{FrameAllocator, P1Access};
 use core::ffi::c_char;
 use core::fmt::Write;
+use sh4_mm::fault::{self, Exception, FaultContext, FaultOutcome};
+use sh4_mm::frame::{FrameAllocator, P1Access};
 use sh4_mm::heap::KernelHeap;
 use sh4_mm::irqlock::{self, IrqLock};
 use sh4_mm::sh4::Sh4Hw;
@@ -333,7 +333,8 @@ pub extern "C" fn sh4mm_switch_kernel() -> i32 {
 #[no_mangle]
 pub extern "C" fn sh4mm_map_user(mm_handle: u64, va: u32, pa: u32, pages: u32, prot_: i32, attr_: i32) -> i32 {
     let (Some(p), Some(a)) = (prot(prot_), attr(attr_)) else { return Sh4mmError::BadArgument as i32 };
-    let (Some(page), Some(frame)) = (Page::from_start(VirtAddr::new(va)), PhysAddr::new(pa).and_then(Frame::from_start))
+    let (Some(page), Some(frame)) =
+        (Page::from_start(VirtAddr::new(va)), PhysAddr::new(pa).and_then(Frame::from_start))
     else {
         return Sh4mmError::Unaligned as i32;
     };
@@ -410,10 +411,9 @@ pub unsafe extern "C" fn sh4mm_translate(mm_handle: u64, va: u32, pa_out: *mut u
 /// Colour-correct copy of a user page for `user_va` (fork, copy-on-write).
 #[no_mangle]
 pub extern "C" fn sh4mm_copy_user_page(dst_pa: u32, src_pa: u32, user_va: u32) -> i32 {
-    let (Some(d), Some(s)) = (
-        PhysAddr::new(dst_pa).and_then(Frame::from_start),
-        PhysAddr::new(src_pa).and_then(Frame::from_start),
-    ) else {
+    let (Some(d), Some(s)) =
+        (PhysAddr::new(dst_pa).and_then(Frame::from_start), PhysAddr::new(src_pa).and_then(Frame::from_start))
+    else {
         return Sh4mmError::Unaligned as i32;
     };
     with_mm(|mm| mm.copy_user_page(d, s, VirtAddr::new(user_va)).map(|_| 0))

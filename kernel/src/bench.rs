@@ -23,9 +23,7 @@ use crate::tests::{mmu_bringup, Kmm, HW, MM};
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::ptr::NonNull;
-use sh4_mm::{
-    CacheAttr, FrameAllocator, MmError, MmId, MmResult, Page, PhysAddr, Prot, VirtAddr, INIT_MM,
-};
+use sh4_mm::{CacheAttr, FrameAllocator, MmError, MmId, MmResult, Page, PhysAddr, Prot, VirtAddr, INIT_MM};
 use volatile::VolatilePtr;
 
 extern "C" {
@@ -76,12 +74,7 @@ impl Bench {
         let r = f();
         // SAFETY: as above.
         let t1 = unsafe { sh4mm_bench_mark() };
-        self.recs.push(Rec {
-            name,
-            count,
-            report,
-            ticks: t0.wrapping_sub(t1),
-        });
+        self.recs.push(Rec { name, count, report, ticks: t0.wrapping_sub(t1) });
         r
     }
 }
@@ -100,20 +93,13 @@ pub fn run() {
     }
     let Ok(mut g) = MM.lock() else { return };
     let Some(mm) = g.as_mut() else { return };
-    let mut b = Bench {
-        recs: Vec::with_capacity(600),
-    };
+    let mut b = Bench { recs: Vec::with_capacity(600) };
     if let Err(e) = run_all(mm, &mut b) {
         println!("bench: FAILED: {e}");
         return;
     }
     let vbr = &raw const vbr_base as usize;
-    println!(
-        "bench-vectors: {:#x} {:#x} {:#x}",
-        vbr + 0x100,
-        vbr + 0x400,
-        vbr + 0x600
-    );
+    println!("bench-vectors: {:#x} {:#x} {:#x}", vbr + 0x100, vbr + 0x400, vbr + 0x600);
     for (k, r) in b.recs.iter().enumerate() {
         let count = match r.count {
             Count::Fn(a) => alloc::format!("fn {a:#010x}"),
@@ -121,18 +107,13 @@ pub fn run() {
             Count::Region => String::from("region"),
         };
         let shown = if r.report { "report" } else { "-" };
-        println!(
-            "bench-region: {k} | {count} | {shown} | {} | {}",
-            r.ticks, r.name
-        );
+        println!("bench-region: {k} | {count} | {shown} | {} | {}", r.ticks, r.name);
     }
 }
 
 fn run_all(mm: &mut Kmm, b: &mut Bench) -> MmResult<()> {
-    let (tlb_vector, general_vector) = (
-        &raw const sh4mm_tlb_miss_vector as usize,
-        &raw const vbr_base as usize + 0x100,
-    );
+    let (tlb_vector, general_vector) =
+        (&raw const sh4mm_tlb_miss_vector as usize, &raw const vbr_base as usize + 0x100);
     let vmalloc = fn_addr(Kmm::vmalloc as fn(&mut Kmm, usize) -> MmResult<VirtAddr> as usize);
     // vfree and iounmap are counted as the public calls (entry to return):
     // GCC may inline them or tail-call free_vm_area, so no inner function
@@ -140,41 +121,24 @@ fn run_all(mm: &mut Kmm, b: &mut Bench) -> MmResult<()> {
     let vfree = fn_addr(Kmm::vfree as fn(&mut Kmm, VirtAddr) -> MmResult<()> as usize);
     let switch_mm = fn_addr(Kmm::switch_mm as fn(&mut Kmm, MmId) -> MmResult<()> as usize);
 
-    b.measure(
-        "empty region (markers only)".into(),
-        Count::Region,
-        true,
-        || (),
-    );
+    b.measure("empty region (markers only)".into(), Count::Region, true, || ());
     // The reference: 2n + 2 instructions by construction; its TMU ticks also
     // give the -icount run its ticks per instruction.
     let spin = fn_addr(sh4mm_bench_spin as unsafe extern "C" fn(u32) as usize);
     // SAFETY: a counted loop, no memory access.
-    b.measure(
-        "calibration: sh4mm_bench_spin(2 000 000)".into(),
-        spin,
-        true,
-        || unsafe { sh4mm_bench_spin(2_000_000) },
-    );
+    b.measure("calibration: sh4mm_bench_spin(2 000 000)".into(), spin, true, || unsafe { sh4mm_bench_spin(2_000_000) });
 
     // TLB miss, fast path: first touch of a page swapper maps.
     let v = mm.vmalloc(PAGE)?;
     // SAFETY: a mapped page; the first access takes the fast path.
-    b.measure(
-        "TLB miss, fast path (exception to retry)".into(),
-        Count::Exc(tlb_vector),
-        true,
-        || unsafe { (v.as_u32() as *const u32).read_volatile() },
-    );
+    b.measure("TLB miss, fast path (exception to retry)".into(), Count::Exc(tlb_vector), true, || unsafe {
+        (v.as_u32() as *const u32).read_volatile()
+    });
 
     // vmalloc_fault: an mm created before a new 4 MiB region got its PTE page.
     let p = mm.mm_create()?;
     mm.switch_mm(p)?;
-    let fill = mm.ioremap(
-        PhysAddr::new(0x1000_0000).ok_or(MmError::Overflow)?,
-        4 << 20,
-        CacheAttr::Uncached,
-    )?;
+    let fill = mm.ioremap(PhysAddr::new(0x1000_0000).ok_or(MmError::Overflow)?, 4 << 20, CacheAttr::Uncached)?;
     let w = mm.vmalloc(PAGE)?;
     // SAFETY: mapped in swapper only: the fast path copies the entry.
     b.measure(
@@ -206,34 +170,19 @@ fn run_all(mm: &mut Kmm, b: &mut Bench) -> MmResult<()> {
     // 0x080 at VBR+0x100, handled by the Rust slow path).
     let f = mm.allocator_mut().alloc(1).ok_or(MmError::OutOfFrames)?;
     let uva = VirtAddr::new(0x0090_0000);
-    mm.map_user(
-        p,
-        Page::containing(uva),
-        f,
-        1,
-        Prot::UserRw,
-        CacheAttr::WriteBack,
-    )?;
+    mm.map_user(p, Page::containing(uva), f, 1, Prot::UserRw, CacheAttr::WriteBack)?;
     mm.switch_mm(p)?;
     // SAFETY: privileged write to a mapped user page.
-    b.measure(
-        "initial page write (0x080, exception to retry)".into(),
-        Count::Exc(general_vector),
-        true,
-        || unsafe { ((uva.as_u32() + 4) as *mut u32).write_volatile(0x1D) },
-    );
+    b.measure("initial page write (0x080, exception to retry)".into(), Count::Exc(general_vector), true, || unsafe {
+        ((uva.as_u32() + 4) as *mut u32).write_volatile(0x1D)
+    });
     mm.switch_mm(INIT_MM)?;
 
     // Context switch (switch_mm), without and with ASID rollover.
     let q = mm.mm_create()?;
     mm.switch_mm(q)?;
     mm.switch_mm(p)?;
-    b.measure(
-        "switch_mm, ASID still valid".into(),
-        switch_mm,
-        true,
-        || mm.switch_mm(q),
-    )?;
+    b.measure("switch_mm, ASID still valid".into(), switch_mm, true, || mm.switch_mm(q))?;
     let mut extra: Vec<MmId> = Vec::new();
     let before = mm.asids().rollovers();
     while mm.asids().rollovers() == before && extra.len() < 300 {
@@ -258,30 +207,19 @@ fn run_all(mm: &mut Kmm, b: &mut Bench) -> MmResult<()> {
 
     // Consistent (DMA) buffers and ioremap at 1 and 256 pages.
     let dma_alloc = fn_addr(Kmm::dma_alloc_coherent as fn(&mut Kmm, usize) -> _ as usize);
-    let dma_free =
-        fn_addr(Kmm::dma_free_coherent as fn(&mut Kmm, VirtAddr) -> MmResult<()> as usize);
+    let dma_free = fn_addr(Kmm::dma_free_coherent as fn(&mut Kmm, VirtAddr) -> MmResult<()> as usize);
     let ioremap = fn_addr(Kmm::ioremap as fn(&mut Kmm, PhysAddr, usize, CacheAttr) -> _ as usize);
     let iounmap = fn_addr(Kmm::iounmap as fn(&mut Kmm, VirtAddr) -> MmResult<()> as usize);
     for n in [1usize, 256] {
-        let d = b.measure(
-            alloc::format!("dma_alloc_coherent {n} pages"),
-            dma_alloc,
-            true,
-            || mm.dma_alloc_coherent(n * PAGE),
-        )?;
-        b.measure(
-            alloc::format!("dma_free_coherent {n} pages"),
-            dma_free,
-            true,
-            || mm.dma_free_coherent(d.va),
-        )?;
+        let d = b.measure(alloc::format!("dma_alloc_coherent {n} pages"), dma_alloc, true, || {
+            mm.dma_alloc_coherent(n * PAGE)
+        })?;
+        b.measure(alloc::format!("dma_free_coherent {n} pages"), dma_free, true, || mm.dma_free_coherent(d.va))?;
         let phys = PhysAddr::new(0x1100_0000).ok_or(MmError::Overflow)?;
         let r = b.measure(alloc::format!("ioremap {n} pages"), ioremap, true, || {
             mm.ioremap(phys, n * PAGE, CacheAttr::Uncached)
         })?;
-        b.measure(alloc::format!("iounmap {n} pages"), iounmap, true, || {
-            mm.iounmap(r)
-        })?;
+        b.measure(alloc::format!("iounmap {n} pages"), iounmap, true, || mm.iounmap(r))?;
     }
 
     // The same with 10 000 live one-page ioremap areas: 10 000 window areas
@@ -304,15 +242,8 @@ fn run_all(mm: &mut Kmm, b: &mut Bench) -> MmResult<()> {
 /// vmalloc + vfree of 1, 16, 256 and 1024 pages.
 fn map_unmap(mm: &mut Kmm, b: &mut Bench, tag: &str, vmalloc: Count, vfree: Count) -> MmResult<()> {
     for n in [1usize, 16, 256, 1024] {
-        let a = b.measure(
-            alloc::format!("vmalloc {n} pages{tag}"),
-            vmalloc,
-            true,
-            || mm.vmalloc(n * PAGE),
-        )?;
-        b.measure(alloc::format!("vfree {n} pages{tag}"), vfree, true, || {
-            mm.vfree(a)
-        })?;
+        let a = b.measure(alloc::format!("vmalloc {n} pages{tag}"), vmalloc, true, || mm.vmalloc(n * PAGE))?;
+        b.measure(alloc::format!("vfree {n} pages{tag}"), vfree, true, || mm.vfree(a))?;
     }
     Ok(())
 }

@@ -79,8 +79,5 @@ pub static NOT_MEANINGFUL: &[(&str, Emu, &str)] = &[
 /// Why `test` is skipped here, if it is.
 pub fn skip_reason(test: &str) -> Option<&'static str> {
     let here = current();
-    NOT_MEANINGFUL
-        .iter()
-        .find(|(t, e, _)| *t == test && *e == here)
-        .map(|(_, _, why)| *why)
+    NOT_MEANINGFUL.iter().find(|(t, e, _)| *t == test && *e == here).map(|(_, _, why)| *why)
 }

@@ -61,110 +61,39 @@ pub fn unmap_protect_inactive_mm() -> Result<(), String> {
         // SAFETY: addresses of the user programs (link-time symbols); the
         // copy (a few instructions) fits in our frame.
         unsafe {
-            let (s, end) = (
-                &sh4mm_user_prog_inc as *const u8,
-                &sh4mm_user_prog_end as *const u8,
-            );
-            core::ptr::copy_nonoverlapping(
-                s,
-                prog.start().to_p2().as_u32() as *mut u8,
-                end as usize - s as usize,
-            );
+            let (s, end) = (&sh4mm_user_prog_inc as *const u8, &sh4mm_user_prog_end as *const u8);
+            core::ptr::copy_nonoverlapping(s, prog.start().to_p2().as_u32() as *mut u8, end as usize - s as usize);
         }
         let wr = filled_frame(mm, 0x100)?;
         let page = |va: u32| Page::containing(VirtAddr::new(va));
-        mm.map_user(
-            a,
-            page(UPROG2),
-            prog,
-            1,
-            Prot::UserRead,
-            CacheAttr::WriteBack,
-        )
-        .map_err(e)?;
-        mm.map_user(a, page(UWRITE), wr, 1, Prot::UserRw, CacheAttr::WriteBack)
-            .map_err(e)?;
+        mm.map_user(a, page(UPROG2), prog, 1, Prot::UserRead, CacheAttr::WriteBack).map_err(e)?;
+        mm.map_user(a, page(UWRITE), wr, 1, Prot::UserRw, CacheAttr::WriteBack).map_err(e)?;
 
         let result = (|| -> Result<(), String> {
             // A runs: reads UDATA, increments UWRITE (initial write, then dirty).
             check_eq!(run_user(mm, a, UDATA)?, 0xAAAA, "A reads its data page");
-            check_eq!(
-                run_prog2(mm, a, UWRITE)?,
-                0x101,
-                "A increments its writable page"
-            );
+            check_eq!(run_prog2(mm, a, UWRITE)?, 0x101, "A increments its writable page");
             let asid_a = mm.hw().pteh() & 0xFF;
-            check_eq!(
-                utlb_entries(UDATA, asid_a),
-                1,
-                "A's entry for the data page is in the UTLB"
-            );
-            check_eq!(
-                utlb_entries(UWRITE, asid_a),
-                1,
-                "A's entry for the writable page is in the UTLB"
-            );
+            check_eq!(utlb_entries(UDATA, asid_a), 1, "A's entry for the data page is in the UTLB");
+            check_eq!(utlb_entries(UWRITE, asid_a), 1, "A's entry for the writable page is in the UTLB");
             // B runs: its ASID is in PTEH from now on.
             check_eq!(run_user(mm, b, UDATA)?, 0xBBBB, "B reads its data page");
             let asid_b = mm.hw().pteh() & 0xFF;
             check!(asid_a != asid_b, "A and B have different ASIDs ({asid_a})");
             // While B runs, A loses its data page and its writable page
             // becomes read-only.
-            check_eq!(
-                mm.unmap_user(a, page(UDATA), 1, |_, _| {}).map_err(e)?,
-                1,
-                "unmapped"
-            );
-            check_eq!(
-                mm.protect_user(a, page(UWRITE), 1, Prot::UserRead)
-                    .map_err(e)?,
-                1,
-                "protected"
-            );
-            check_eq!(
-                utlb_entries(UDATA, asid_a),
-                0,
-                "A's stale entry for the unmapped page (flushed while B runs)"
-            );
-            check_eq!(
-                utlb_entries(UWRITE, asid_a),
-                0,
-                "A's stale writable entry (flushed while B runs)"
-            );
-            check_eq!(
-                utlb_entries(UDATA, asid_b),
-                1,
-                "B's own entry for the same address is untouched"
-            );
+            check_eq!(mm.unmap_user(a, page(UDATA), 1, |_, _| {}).map_err(e)?, 1, "unmapped");
+            check_eq!(mm.protect_user(a, page(UWRITE), 1, Prot::UserRead).map_err(e)?, 1, "protected");
+            check_eq!(utlb_entries(UDATA, asid_a), 0, "A's stale entry for the unmapped page (flushed while B runs)");
+            check_eq!(utlb_entries(UWRITE, asid_a), 0, "A's stale writable entry (flushed while B runs)");
+            check_eq!(utlb_entries(UDATA, asid_b), 1, "B's own entry for the same address is untouched");
             // A runs again: the read misses, the write is refused.
-            check_eq!(
-                run_user(mm, a, UDATA)?,
-                USER_KILLED | 0x040,
-                "A reads its unmapped page"
-            );
-            let f = USER_FAULT
-                .lock()
-                .take()
-                .ok_or("no fault recorded for the read")?;
-            check_eq!(
-                (f.kind, f.user, f.addr.as_u32()),
-                (FaultKind::NotMapped, true, UDATA),
-                "read fault"
-            );
-            check_eq!(
-                run_prog2(mm, a, UWRITE)?,
-                USER_KILLED | 0x0C0,
-                "A writes its read-only page"
-            );
-            let f = USER_FAULT
-                .lock()
-                .take()
-                .ok_or("no fault recorded for the write")?;
-            check_eq!(
-                (f.kind, f.user, f.addr.as_u32()),
-                (FaultKind::Protection, true, UWRITE),
-                "write fault"
-            );
+            check_eq!(run_user(mm, a, UDATA)?, USER_KILLED | 0x040, "A reads its unmapped page");
+            let f = USER_FAULT.lock().take().ok_or("no fault recorded for the read")?;
+            check_eq!((f.kind, f.user, f.addr.as_u32()), (FaultKind::NotMapped, true, UDATA), "read fault");
+            check_eq!(run_prog2(mm, a, UWRITE)?, USER_KILLED | 0x0C0, "A writes its read-only page");
+            let f = USER_FAULT.lock().take().ok_or("no fault recorded for the write")?;
+            check_eq!((f.kind, f.user, f.addr.as_u32()), (FaultKind::Protection, true, UWRITE), "write fault");
             // SAFETY: P2 view of our frame.
             let v = unsafe { (wr.start().to_p2().as_u32() as *const u32).read_volatile() };
             check_eq!(v, 0x101, "the refused write left the page as it was");

@@ -97,7 +97,13 @@ pub fn interrupt_on_every_instruction(mm: &mut Kmm, ticks: u32) -> Result<(u32, 
     Ok(r)
 }
 
-fn sweep(mm: &mut Kmm, ticks: u32, x: VirtAddr, y: VirtAddr, p_live: &mut Option<MmId>) -> Result<(u32, usize), String> {
+fn sweep(
+    mm: &mut Kmm,
+    ticks: u32,
+    x: VirtAddr,
+    y: VirtAddr,
+    p_live: &mut Option<MmId>,
+) -> Result<(u32, usize), String> {
     let e = |e: MmError| alloc::format!("{e}");
     if x.pgd_index() == y.pgd_index() {
         return Err("x and y must be in different first-level entries".into());
@@ -139,7 +145,7 @@ fn sweep(mm: &mut Kmm, ticks: u32, x: VirtAddr, y: VirtAddr, p_live: &mut Option
         reg::<u32>(TCOR0).write(u32::MAX);
         reg::<u32>(TCNT0).write(k);
         reg::<u16>(TCR0).write(0x0020); // UNIE, UNF clear, Pφ/4
-        // SAFETY: IMASK 0 around one access, then back to 15.
+                                        // SAFETY: IMASK 0 around one access, then back to 15.
         let main = unsafe {
             sh4mm_irq_restore(0);
             reg::<u8>(TSTR).write(1);

@@ -188,13 +188,7 @@ fn sweep(op: &Op) -> Result<Stats, String> {
         with(|mm| mm.dma_free_coherent(va))?;
     }
     let base = balance()?;
-    let mut st = Stats {
-        name: op.name,
-        placements: 0,
-        min_wait: u32::MAX,
-        max_wait: 0,
-        max_k: 0,
-    };
+    let mut st = Stats { name: op.name, placements: 0, min_wait: u32::MAX, max_wait: 0, max_k: 0 };
     let mut k = 1;
     let mut fine = false;
     loop {
@@ -441,16 +435,10 @@ pub fn test() -> Result<(), String> {
             longest = (masked, s.name);
         }
         if s.placements < 2 {
-            return Err(alloc::format!(
-                "{}: the interrupt must land before and after it",
-                s.name
-            ));
+            return Err(alloc::format!("{}: the interrupt must land before and after it", s.name));
         }
     }
-    println!(
-        "  (longest masked section: {} instructions, in {})",
-        longest.0, longest.1
-    );
+    println!("  (longest masked section: {} instructions, in {})", longest.0, longest.1);
     Ok(())
 }
 

@@ -178,7 +178,8 @@ pub fn run(ops: u32) -> Result<(u32, u32, u32, u32), String> {
     set_probes(&[], &mut 1);
     let mut undo = Ok(());
     for a in areas.drain(..) {
-        let u = with(|mm| if a.dma { mm.dma_free_coherent(VirtAddr::new(a.va)) } else { mm.vfree(VirtAddr::new(a.va)) });
+        let u =
+            with(|mm| if a.dma { mm.dma_free_coherent(VirtAddr::new(a.va)) } else { mm.vfree(VirtAddr::new(a.va)) });
         undo = undo.and(u);
     }
     if with(|mm| Ok(mm.active()))? != INIT_MM {
@@ -203,7 +204,10 @@ fn soak(ops: u32, areas: &mut Vec<Area>, mms: &mut Vec<MmId>) -> Result<u32, Str
     for k in 0..ops {
         let bad = BAD.load(Ordering::Relaxed);
         if bad != 0 {
-            return Err(alloc::format!("op {k}: interrupt handler problem {bad} (va {:#x})", BAD_VA.load(Ordering::Relaxed)));
+            return Err(alloc::format!(
+                "op {k}: interrupt handler problem {bad} (va {:#x})",
+                BAD_VA.load(Ordering::Relaxed)
+            ));
         }
         let op = xorshift(&mut rng) % 100;
         // Never two UTLB entries for one page (QEMU would only notice when
@@ -248,7 +252,8 @@ fn soak(ops: u32, areas: &mut Vec<Area>, mms: &mut Vec<MmId>) -> Result<u32, Str
                         let ti = with(|mm| mm.translate(mm.active(), va));
                         // SAFETY: a RAM frame the MM just translated to, read
                         // through P2 (uncached, no TLB) for the diagnostic.
-                        let phys = ti.as_ref().map(|(pa, _)| unsafe { (pa.to_p2().as_u32() as *const u32).read_volatile() });
+                        let phys =
+                            ti.as_ref().map(|(pa, _)| unsafe { (pa.to_p2().as_u32() as *const u32).read_volatile() });
                         let tlb = crate::tests::utlb_dump((a.va + zoff) >> 10);
                         return Err(alloc::format!(
                             "op {k}: fresh word {:#x} holds {z:#x} (dma {}, pages {}, area {:#x}; tables {ti:x?}, memory {phys:x?}, UTLB {tlb:x?}, irqs {})",
@@ -298,7 +303,10 @@ fn soak(ops: u32, areas: &mut Vec<Area>, mms: &mut Vec<MmId>) -> Result<u32, Str
                     // SAFETY: still mapped.
                     let got = unsafe { ((a.va + off) as *const u32).read_volatile() };
                     if got != v {
-                        return Err(alloc::format!("op {k}: before free {:#x} holds {got:#x}, expected {v:#x}", a.va + off));
+                        return Err(alloc::format!(
+                            "op {k}: before free {:#x} holds {got:#x}, expected {v:#x}",
+                            a.va + off
+                        ));
                     }
                 }
                 let va = VirtAddr::new(a.va);
@@ -323,7 +331,8 @@ fn soak(ops: u32, areas: &mut Vec<Area>, mms: &mut Vec<MmId>) -> Result<u32, Str
                         let ti = with(|mm| mm.translate(INIT_MM, va));
                         // SAFETY: a RAM frame the MM just translated to, read
                         // through P2 (uncached, no TLB) for the diagnostic.
-                        let phys = tp.as_ref().map(|(pa, _)| unsafe { (pa.to_p2().as_u32() as *const u32).read_volatile() });
+                        let phys =
+                            tp.as_ref().map(|(pa, _)| unsafe { (pa.to_p2().as_u32() as *const u32).read_volatile() });
                         let n = crate::tests::utlb_entries_for((a.va + off) >> 10);
                         with(|mm| mm.switch_mm(INIT_MM))?;
                         return Err(alloc::format!(

@@ -14,7 +14,6 @@ use sh4_mm::pgtable::PageTable;
 use sh4_mm::sh4::Sh4Hw;
 use sh4_mm::*;
 
-
 /// The CPU's MMU and physical memory through P1: the capabilities the memory
 /// manager and the exception path use.
 // SAFETY: privileged code on the SH-4 (this kernel), and the memory manager
@@ -83,7 +82,8 @@ fn kmap_coherent_copy() -> Result<(), String> {
             mm.copy_user_page(dst, src, uva).map_err(e)?;
             mm.clear_user_page(zero, uva).map_err(e)?;
             for bank in 0..2 {
-                let va = layout::fix_to_virt(mm.kmap_coherent_slot_for(uva, bank).map_err(e)?).ok_or("kmap slot outside the fixmap")?;
+                let va = layout::fix_to_virt(mm.kmap_coherent_slot_for(uva, bank).map_err(e)?)
+                    .ok_or("kmap slot outside the fixmap")?;
                 check_eq!(utlb_entries_for(va.as_u32() >> 10), 0, "slot {va} flushed after use");
             }
         }
@@ -320,7 +320,10 @@ fn allocation_failures() -> Result<(), String> {
             ("vmalloc 5 pages", |mm| mm.vmalloc(5 << 12).and_then(|v| mm.vfree(v)), 1),
             (
                 "ioremap",
-                |mm| mm.ioremap(PhysAddr::new(0x1000_0000).unwrap(), 9 << 20, CacheAttr::Uncached).and_then(|v| mm.iounmap(v)),
+                |mm| {
+                    mm.ioremap(PhysAddr::new(0x1000_0000).unwrap(), 9 << 20, CacheAttr::Uncached)
+                        .and_then(|v| mm.iounmap(v))
+                },
                 1,
             ),
             ("dma_alloc_coherent", |mm| mm.dma_alloc_coherent(5 * 4096).and_then(|b| mm.dma_free_coherent(b.va)), 1),
@@ -357,7 +360,12 @@ fn fail_at(mm: &mut Kmm, name: &str, op: fn(&mut Kmm) -> Result<(), MmError>, n:
 /// Tries failure points 1, 2, ... (with `stride` > 1: 1..=8, then every
 /// `stride`-th, then every point between the last failing sample and the
 /// first success) until `op` succeeds. Returns (failure points, points tried).
-fn failure_sweep(mm: &mut Kmm, name: &str, op: fn(&mut Kmm) -> Result<(), MmError>, stride: u32) -> Result<(u32, u32), String> {
+fn failure_sweep(
+    mm: &mut Kmm,
+    name: &str,
+    op: fn(&mut Kmm) -> Result<(), MmError>,
+    stride: u32,
+) -> Result<(u32, u32), String> {
     let (mut n, mut last_failed, mut tried) = (1u32, 0u32, 0u32);
     loop {
         tried += 1;
@@ -751,7 +759,8 @@ pub fn utlb_dump(vpn: u32) -> Vec<(u32, u32, u32)> {
     (0..64u32)
         .filter_map(|i| {
             // SAFETY: reads UTLB address/data-array words through the P2 helper.
-            let (a, d) = unsafe { (sh4mm_array_read(0xF600_0000 | (i << 8)), sh4mm_array_read(0xF700_0000 | (i << 8))) };
+            let (a, d) =
+                unsafe { (sh4mm_array_read(0xF600_0000 | (i << 8)), sh4mm_array_read(0xF700_0000 | (i << 8))) };
             (a & 0x100 != 0 && a >> 10 == vpn).then_some((i, a, d))
         })
         .collect()
@@ -828,7 +837,11 @@ fn borrowed_mm_consistent_mapping() -> Result<(), String> {
         };
         check_eq!(got, 0xD1A, "the kernel thread reads what it wrote through P3");
         // The assembly fast path does vmalloc_fault's copy itself (SR.BL=1).
-        check_eq!(TLB_EXCEPTIONS.load(Ordering::Relaxed), slow, "no slow-path exception: the fast path copied the entry");
+        check_eq!(
+            TLB_EXCEPTIONS.load(Ordering::Relaxed),
+            slow,
+            "no slow-path exception: the fast path copied the entry"
+        );
         check_eq!(
             table(mm),
             crate::tests::table(mm.swapper_pg_dir()).pgd_raw(idx),
@@ -861,7 +874,11 @@ fn bad_input() -> Result<(), String> {
     with_mm(|mm| {
         match probe_read(0xC300_0000) {
             Err(i) => {
-                check_eq!((i.kind, i.expevt, i.addr.as_u32()), (FaultKind::NotMapped, 0x040, 0xC300_0000), "unmapped read");
+                check_eq!(
+                    (i.kind, i.expevt, i.addr.as_u32()),
+                    (FaultKind::NotMapped, 0x040, 0xC300_0000),
+                    "unmapped read"
+                );
             }
             Ok(v) => return Err(alloc::format!("unmapped P3 read returned {v:#x}")),
         }

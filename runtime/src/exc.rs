@@ -4,8 +4,8 @@
 
 use core::sync::atomic::{AtomicU32, Ordering};
 use sh4_mm::fault::{self, Exception, FaultContext, FaultInfo, FaultOutcome};
-use sh4_mm::hw::expevt;
 use sh4_mm::frame::P1Access;
+use sh4_mm::hw::expevt;
 use sh4_mm::sh4::Sh4Hw;
 use sh4_mm::VirtAddr;
 use spin::Once;

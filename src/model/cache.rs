@@ -57,7 +57,10 @@ fn index(va: u32) -> usize {
 impl OpCache {
     /// An empty (all invalid) cache.
     pub fn new() -> Self {
-        OpCache { lines: std::vec![Line { valid: false, dirty: false, pa: 0, data: [0; LINE as usize] }; LINES], writebacks: 0 }
+        OpCache {
+            lines: std::vec![Line { valid: false, dirty: false, pa: 0, data: [0; LINE as usize] }; LINES],
+            writebacks: 0,
+        }
     }
 
     fn write_back(&mut self, i: usize, mem: &PhysMemory) {

@@ -2,12 +2,12 @@
 //! exceptions the way the kernel does.
 
 use super::{Caching, PhysMemory, Sh4Model};
+use crate::addr::Frame;
 use crate::addr::{PhysAddr, Region, VirtAddr};
 use crate::fault::{self, Exception, FaultContext, FaultInfo, FaultOutcome};
 use crate::frame::PhysAccess;
 use crate::hw::{expevt, MmuHw};
 use crate::pgtable::PageTable;
-use crate::addr::Frame;
 
 /// Why an access failed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -71,7 +71,14 @@ pub struct FrameArena {
 impl FrameArena {
     /// Manages `frames` frames from physical address `base`.
     pub fn new(base: u32, frames: u32) -> Self {
-        FrameArena { first: base >> 12, used: std::vec![false; frames as usize], live: 0, calls: 0, fail_at: None, bad_frees: 0 }
+        FrameArena {
+            first: base >> 12,
+            used: std::vec![false; frames as usize],
+            live: 0,
+            calls: 0,
+            fail_at: None,
+            bad_frees: 0,
+        }
     }
     /// Frames currently allocated.
     pub fn live(&self) -> u32 {

@@ -5,8 +5,8 @@ use super::{Caching, OpCache, PhysMemory};
 use crate::fault::FaultContext;
 use crate::hw::{self, expevt, CacheOp, MmuHw};
 use std::boxed::Box;
-use std::rc::Rc;
 use std::cell::{Cell, RefCell};
+use std::rc::Rc;
 use std::vec::Vec;
 
 /// One UTLB/ITLB entry (4 KiB pages only; other sizes are recorded as errors).

@@ -19,19 +19,12 @@ pub struct Sys {
 
 impl Sys {
     pub fn new() -> Self {
-        Sys {
-            model: Sh4Model::new(),
-            mem: Rc::new(PhysMemory::new(RAM_BASE, RAM_FRAMES)),
-        }
+        Sys { model: Sh4Model::new(), mem: Rc::new(PhysMemory::new(RAM_BASE, RAM_FRAMES)) }
     }
 
     pub fn manager(&self) -> Mm<'_> {
-        let mm = MemoryManager::new(
-            &self.model,
-            self.mem.clone(),
-            FrameArena::new(RAM_BASE, RAM_FRAMES),
-        )
-        .expect("manager");
+        let mm =
+            MemoryManager::new(&self.model, self.mem.clone(), FrameArena::new(RAM_BASE, RAM_FRAMES)).expect("manager");
         mm.enable_mmu();
         mm
     }
@@ -70,8 +63,7 @@ pub fn data_frame(mm: &mut Mm<'_>, word: u32) -> Frame {
     use sh4_mm::FrameAllocator;
     let f = mm.allocator_mut().alloc(1).expect("frame");
     for k in 0..1024 {
-        mm.mem()
-            .write_u32(PhysAddr::new(f.start().as_u32() + k * 4).unwrap(), word);
+        mm.mem().write_u32(PhysAddr::new(f.start().as_u32() + k * 4).unwrap(), word);
     }
     f
 }

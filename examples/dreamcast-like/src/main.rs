@@ -105,7 +105,8 @@ extern "C" fn dc_main() -> ! {
     unsafe { HEAP.init((&raw mut HEAP_SPACE).cast(), 256 * 1024) };
     println!("dreamcast-like: sh4-mm with its own boot code, linked at 0x8c010000");
     println!("running 1 tests");
-    let frames = BitmapFrames::<{ FREE_FRAMES as usize / 32 }>::new(Frame::from_pfn(FIRST_FREE_PFN).unwrap(), FREE_FRAMES);
+    let frames =
+        BitmapFrames::<{ FREE_FRAMES as usize / 32 }>::new(Frame::from_pfn(FIRST_FREE_PFN).unwrap(), FREE_FRAMES);
     let mut mm = MemoryManager::new(HW, PHYS, frames).expect("MemoryManager::new");
     FAULT_CTX.call_once(|| mm.fault_context());
     mm.enable_mmu();

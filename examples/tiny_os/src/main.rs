@@ -192,7 +192,11 @@ pub extern "C" fn kmain() -> ! {
     let (mut passed, mut failed) = (0, 0);
     let mut report = |name: &str, ok: bool| {
         println!("test {name} ... {}", if ok { "ok" } else { "FAILED" });
-        if ok { passed += 1 } else { failed += 1 }
+        if ok {
+            passed += 1
+        } else {
+            failed += 1
+        }
     };
     // SAFETY: addresses of the user programs (link-time symbols).
     let (read, inc) = unsafe { (&sh4mm_user_prog, &sh4mm_user_prog_inc) };
@@ -256,4 +260,3 @@ fn panic(info: &core::panic::PanicInfo) -> ! {
     println!("KERNEL PANIC: {info}");
     qemu::exit(101)
 }
-
