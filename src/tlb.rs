@@ -65,13 +65,19 @@ fn flush_page_current<H: MmuHw + ?Sized>(hw: &H, page: Page, asid: u8) {
 /// be taken (and load an entry under the wrong ASID) in between; this is what
 /// Linux's `local_flush_tlb_page` does for another mm.
 pub fn flush_page<H: MmuHw + ?Sized>(hw: &H, page: Page, asid: u8) {
+    under_asid(hw, asid, || flush_page_current(hw, page, asid));
+}
+
+/// Runs `f` with interrupts masked and PTEH.ASID = `asid` (switched only if
+/// it is not the current one, and restored afterwards).
+fn under_asid<H: MmuHw + ?Sized>(hw: &H, asid: u8, f: impl FnOnce()) {
     let _irq = IrqGuard::new(hw);
     let saved = hw.pteh();
     if saved & 0xFF == asid as u32 || mutation::enabled(Mutation::InactiveFlushDataAsid) {
-        flush_page_current(hw, page, asid);
+        f();
     } else {
         hw.set_pteh((saved & !0xFF) | asid as u32);
-        flush_page_current(hw, page, asid);
+        f();
         hw.set_pteh(saved);
     }
 }
@@ -129,13 +135,13 @@ impl TlbFlush {
             Scope::Nothing => {}
             Scope::All => flush_all(hw),
             Scope::Range { pages, .. } if pages > FLUSH_ALL_THRESHOLD => flush_all(hw),
-            Scope::Range { start, pages, asid } => {
-                let _irq = IrqGuard::new(hw);
+            // One mask and one PTEH.ASID switch for the whole range.
+            Scope::Range { start, pages, asid } => under_asid(hw, asid, || {
                 for i in 0..pages {
                     let va = VirtAddr::new(start.as_u32().wrapping_add(i * PAGE_SIZE));
-                    flush_page(hw, Page::containing(va), asid);
+                    flush_page_current(hw, Page::containing(va), asid);
                 }
-            }
+            }),
         }
     }
     /// Drops the obligation without flushing.
