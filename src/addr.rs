@@ -10,6 +10,7 @@
 //! 0xFFFF_FFFF └──────────────┘
 //! ```
 
+use crate::error::{MmError, MmResult};
 use core::fmt;
 
 /// Size of the only page size this crate maps (4 KiB).
@@ -210,6 +211,145 @@ impl Frame {
     }
 }
 
+/// `pages` consecutive virtual pages from `first`: never empty, and its
+/// last page lies inside the 32-bit address space (so iterating it cannot
+/// wrap). Made only by [`PageRange::new`], which checks both.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct PageRange {
+    first: Page,
+    pages: u32,
+}
+
+impl PageRange {
+    /// The range of `pages` pages from `first`.
+    ///
+    /// # Errors
+    /// [`MmError::ZeroSize`] for no pages, [`MmError::Overflow`] if the last
+    /// page would lie past 4 GiB.
+    pub const fn new(first: Page, pages: u32) -> MmResult<Self> {
+        if pages == 0 {
+            return Err(MmError::ZeroSize);
+        }
+        match first.offset(pages - 1) {
+            Some(_) => Ok(PageRange { first, pages }),
+            None => Err(MmError::Overflow),
+        }
+    }
+    /// The pages of `size` bytes (rounded up) from `first`.
+    ///
+    /// # Errors
+    /// As [`PageRange::new`], and [`MmError::Overflow`] for a size whose page
+    /// count does not fit 32 bits.
+    pub fn covering(first: Page, size: usize) -> MmResult<Self> {
+        PageRange::new(first, pages_for(size)?)
+    }
+    /// First page.
+    pub const fn first(self) -> Page {
+        self.first
+    }
+    /// Number of pages (at least 1).
+    pub const fn pages(self) -> u32 {
+        self.pages
+    }
+    /// Last page.
+    pub const fn last(self) -> Page {
+        Page(VirtAddr(self.first.0 .0 + (self.pages - 1) * PAGE_SIZE))
+    }
+    /// Page `i` of the range, if `i < pages`.
+    pub const fn get(self, i: u32) -> Option<Page> {
+        if i < self.pages {
+            Some(Page(VirtAddr(self.first.0 .0 + i * PAGE_SIZE)))
+        } else {
+            None
+        }
+    }
+    /// Whether `page` is one of the range's pages.
+    pub const fn contains(self, page: Page) -> bool {
+        page.0 .0.wrapping_sub(self.first.0 .0) / PAGE_SIZE < self.pages
+    }
+    /// The pages, in order.
+    pub fn iter(self) -> impl Iterator<Item = Page> + Clone {
+        (0..self.pages).map(move |i| Page(VirtAddr(self.first.0 .0 + i * PAGE_SIZE)))
+    }
+}
+
+/// `frames` physically consecutive frames from `first`: never empty, and
+/// inside the 29-bit physical address space. Made only by
+/// [`FrameRange::new`], which checks both.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct FrameRange {
+    first: Frame,
+    frames: u32,
+}
+
+impl FrameRange {
+    /// The range of `frames` frames from `first`.
+    ///
+    /// # Errors
+    /// [`MmError::ZeroSize`] for no frames, [`MmError::Overflow`] if the last
+    /// frame would lie past the 29-bit physical address space.
+    pub const fn new(first: Frame, frames: u32) -> MmResult<Self> {
+        if frames == 0 {
+            return Err(MmError::ZeroSize);
+        }
+        match first.offset(frames - 1) {
+            Some(_) => Ok(FrameRange { first, frames }),
+            None => Err(MmError::Overflow),
+        }
+    }
+    /// The frames of `size` bytes (rounded up) from `phys`, which must be
+    /// page aligned.
+    ///
+    /// # Errors
+    /// [`MmError::Unaligned`] for an unaligned `phys`, otherwise as
+    /// [`FrameRange::new`].
+    pub fn covering(phys: PhysAddr, size: usize) -> MmResult<Self> {
+        let first = Frame::from_start(phys).ok_or(MmError::Unaligned)?;
+        FrameRange::new(first, pages_for(size)?)
+    }
+    /// One frame.
+    pub const fn one(frame: Frame) -> Self {
+        FrameRange { first: frame, frames: 1 }
+    }
+    /// First frame.
+    pub const fn first(self) -> Frame {
+        self.first
+    }
+    /// Number of frames (at least 1).
+    pub const fn frames(self) -> u32 {
+        self.frames
+    }
+    /// Frame `i` of the range, if `i < frames`.
+    pub const fn get(self, i: u32) -> Option<Frame> {
+        if i < self.frames {
+            Frame::from_pfn(self.first.pfn() + i)
+        } else {
+            None
+        }
+    }
+    /// Whether `frame` is one of the range's frames.
+    pub const fn contains(self, frame: Frame) -> bool {
+        frame.pfn().wrapping_sub(self.first.pfn()) < self.frames
+    }
+    /// The frames, in order.
+    pub fn iter(self) -> impl Iterator<Item = Frame> + Clone {
+        (0..self.frames).map(move |i| Frame(PhysAddr((self.first.pfn() + i) << PAGE_SHIFT)))
+    }
+}
+
+/// Pages needed for `size` bytes.
+///
+/// # Errors
+/// [`MmError::ZeroSize`] for 0, [`MmError::Overflow`] if the count does not
+/// fit 32 bits.
+pub(crate) fn pages_for(size: usize) -> MmResult<u32> {
+    if size == 0 {
+        return Err(MmError::ZeroSize);
+    }
+    let pages = size.checked_add(PAGE_SIZE as usize - 1).ok_or(MmError::Overflow)? / PAGE_SIZE as usize;
+    u32::try_from(pages).map_err(|_| MmError::Overflow)
+}
+
 macro_rules! hex_debug {
     ($($t:ty => $name:literal, $get:expr;)*) => {$(
         impl fmt::Debug for $t {
@@ -263,5 +403,27 @@ mod tests {
         assert_eq!(Frame::from_pfn(0xC800).unwrap().start().as_u32(), 0x0C80_0000);
         assert!(Page::from_start(VirtAddr::new(0x1001)).is_none());
         assert!(Page::containing(VirtAddr::new(0xFFFF_F000)).offset(1).is_none());
+    }
+
+    #[test]
+    fn ranges_are_never_empty_and_never_wrap() {
+        let top = Page::containing(VirtAddr::new(0xFFFF_F000));
+        assert_eq!(PageRange::new(top, 0), Err(MmError::ZeroSize));
+        assert_eq!(PageRange::new(top, 2), Err(MmError::Overflow));
+        let r = PageRange::new(top, 1).unwrap();
+        assert_eq!((r.last(), r.iter().count()), (top, 1));
+        let r = PageRange::covering(Page::containing(VirtAddr::new(0x1000)), 0x2001).unwrap();
+        assert_eq!((r.pages(), r.last().start().as_u32()), (3, 0x3000));
+        assert!(r.contains(Page::containing(VirtAddr::new(0x3FFF))));
+        assert!(!r.contains(Page::containing(VirtAddr::new(0x4000))));
+        assert!(!r.contains(Page::containing(VirtAddr::new(0))));
+        assert_eq!(r.get(3), None);
+        let last = Frame::from_pfn(PHYS_FRAMES - 1).unwrap();
+        assert_eq!(FrameRange::new(last, 2), Err(MmError::Overflow));
+        assert_eq!(FrameRange::covering(PhysAddr::new(0x1001).unwrap(), 1), Err(MmError::Unaligned));
+        let f = FrameRange::covering(PhysAddr::new(0x1000).unwrap(), 8192).unwrap();
+        assert_eq!(f.iter().map(Frame::pfn).collect::<alloc::vec::Vec<_>>(), [1, 2]);
+        assert!(f.contains(Frame::from_pfn(2).unwrap()) && !f.contains(Frame::from_pfn(3).unwrap()));
+        assert_eq!(pages_for(usize::MAX), Err(MmError::Overflow));
     }
 }

@@ -1,127 +1,203 @@
 //! The fixmap window: 1024 fixed one-page slots below `FIXADDR_TOP`.
 //!
 //! Slots `0..KMAP_COHERENT_SLOTS` are reserved for kmap_coherent (two per
-//! cache colour); the rest are handed out by [`MemoryManager::fixmap_alloc`].
-//! Mapping a slot preloads its TLB entry (the slot is about to be used);
-//! unmapping flushes it, which is what makes the next preload safe.
+//! cache colour); the rest are handed out by
+//! [`crate::MemoryManager::fixmap_alloc`]. Mapping a slot preloads its TLB
+//! entry (the slot is about to be used); unmapping flushes it, which is what
+//! makes the next preload safe. Io-mappings map their pages here.
+//!
+//! `Fixmap` owns which slots are claimed; what is mapped at a slot is the
+//! slot's PTE in `swapper_pg_dir` (its PTE page exists from
+//! `MemoryManager::new` on, so nothing here allocates a frame).
 
-use crate::addr::{Frame, Page, VirtAddr};
-use crate::error::{MmError, MmResult};
+use crate::addr::{Frame, FrameRange, Page, PageRange, VirtAddr};
+use crate::bits::Bits;
+use crate::error::{Handle, MmError, MmResult};
 use crate::frame::{FrameAllocator, PhysAccess};
 use crate::hw::MmuHw;
-use crate::layout::{fix_to_virt, FIXMAP_SLOTS, KMAP_COHERENT_SLOTS};
-use crate::manager::MemoryManager;
-use crate::pte::{CacheAttr, Prot, PteFlags};
+use crate::kspace::KernelTable;
+use crate::layout::{fix_to_virt, virt_to_fix, FIXMAP_SLOTS, KMAP_COHERENT_SLOTS};
+use crate::manager::Platform;
+use crate::memtype::{IoMapping, MemTypes};
+use crate::pte::{CacheAttr, Prot, Pte, PteFlags};
+use crate::rollback::{not_recorded_here, Step, Undo};
 use crate::tlb;
 
-impl<H: MmuHw, M: PhysAccess, A: FrameAllocator> MemoryManager<H, M, A> {
-    /// Claims a general-purpose fixmap slot.
-    pub fn fixmap_alloc(&mut self) -> MmResult<u32> {
-        let slot =
-            (KMAP_COHERENT_SLOTS..FIXMAP_SLOTS).find(|&s| !self.fixmap_used.get(s)).ok_or(MmError::WindowExhausted)?;
-        self.fixmap_used.set(slot, true);
+/// Which general-purpose slots are claimed.
+pub(crate) struct Fixmap {
+    used: Bits<{ (FIXMAP_SLOTS / 32) as usize }>,
+}
+
+fn bad_slot(slot: u32) -> MmError {
+    MmError::BadHandle(Handle::FixmapSlot(slot))
+}
+
+impl Fixmap {
+    /// No slot claimed.
+    pub(crate) const fn new() -> Self {
+        Fixmap { used: Bits::new() }
+    }
+
+    /// Claims a general-purpose slot.
+    pub(crate) fn alloc(&mut self) -> MmResult<u32> {
+        let slot = (KMAP_COHERENT_SLOTS..FIXMAP_SLOTS).find(|&s| !self.used.get(s)).ok_or(MmError::WindowExhausted)?;
+        self.used.set(slot, true);
         Ok(slot)
     }
 
-    /// Releases a slot from [`Self::fixmap_alloc`]; it must be unmapped.
-    pub fn fixmap_free(&mut self, slot: u32) -> MmResult<()> {
-        if !self.fixmap_claimed(slot) {
-            return Err(MmError::BadHandle);
+    /// Releases a claimed slot that is not mapped.
+    pub(crate) fn free<M: PhysAccess>(&mut self, table: &KernelTable, mem: &M, slot: u32) -> MmResult<()> {
+        if !self.claimed(slot) {
+            return Err(bad_slot(slot));
         }
-        if self.fixmap_pte(slot).is_some() {
+        if Self::entry(table, mem, slot).is_some() {
             return Err(MmError::Busy);
         }
-        self.fixmap_used.set(slot, false);
+        self.used.set(slot, false);
         Ok(())
     }
 
-    fn fixmap_pte(&self, slot: u32) -> Option<crate::pte::Pte> {
-        self.kernel_table().get(fix_to_virt(slot)?).filter(|p| p.is_present())
+    /// Whether `slot` is a claimed general-purpose slot.
+    pub(crate) fn claimed(&self, slot: u32) -> bool {
+        (KMAP_COHERENT_SLOTS..FIXMAP_SLOTS).contains(&slot) && self.used.get(slot)
     }
 
-    /// Maps `frame` at fixmap slot `slot` and preloads the TLB entry.
-    /// `slot` must be claimed (or a kmap_coherent slot) and not mapped. The
-    /// frame's memtype is checked against its live mappings.
-    ///
-    /// # Errors
-    /// [`MmError::BadHandle`] for a slot that does not exist or is not
-    /// claimed, [`MmError::AlreadyMapped`], or the memtype conflict.
-    pub fn fixmap_map(&mut self, slot: u32, frame: Frame, prot: Prot, attr: CacheAttr) -> MmResult<VirtAddr> {
-        self.memtypes.reserve(frame.pfn(), 1, attr)?;
-        let r = self.fixmap_map_inner(slot, frame, prot, attr, PteFlags::empty());
-        if r.is_err() {
-            let undone = self.memtypes.release(frame.pfn(), 1, attr);
-            debug_assert!(undone.is_ok());
-        }
-        r
+    /// The PTE at `slot`, if something is mapped there.
+    pub(crate) fn entry<M: PhysAccess>(table: &KernelTable, mem: &M, slot: u32) -> Option<Pte> {
+        table.view(mem).get(fix_to_virt(slot)?).filter(|p| p.is_present())
     }
 
-    /// [`Self::fixmap_map`] without the memtype check (the range was reserved
-    /// as a whole, e.g. by an io-mapping). The PTE is marked SPECIAL.
-    pub(crate) fn fixmap_map_unchecked(
-        &mut self,
+    /// Maps `frame` at `slot` after reserving its memtype (released again if
+    /// the map fails). See [`crate::MemoryManager::fixmap_map`].
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn map<H: MmuHw, M: PhysAccess, A: FrameAllocator>(
+        &self,
+        table: &KernelTable,
+        p: &mut Platform<H, M, A>,
+        memtypes: &mut MemTypes,
         slot: u32,
         frame: Frame,
         prot: Prot,
         attr: CacheAttr,
     ) -> MmResult<VirtAddr> {
-        self.fixmap_map_inner(slot, frame, prot, attr, PteFlags::SPECIAL)
+        let mut undo = Undo::new();
+        let r = (|| {
+            memtypes.reserve_range(FrameRange::one(frame), attr)?;
+            undo.push(Step::Memtype(FrameRange::one(frame), attr));
+            self.map_pte(table, p, slot, frame, prot, attr, PteFlags::empty())
+        })();
+        undo.finish(r, |step| match step {
+            Step::Memtype(frames, attr) => memtypes.release_range(frames, attr),
+            other => not_recorded_here(other),
+        })
     }
 
-    fn fixmap_map_inner(
-        &mut self,
+    /// Maps `frame` at `slot` with no memtype check (the caller accounts
+    /// for it) and preloads the TLB entry. `slot` must be claimed (or a
+    /// kmap_coherent slot) and not mapped.
+    #[allow(clippy::too_many_arguments)]
+    fn map_pte<H: MmuHw, M: PhysAccess, A: FrameAllocator>(
+        &self,
+        table: &KernelTable,
+        p: &mut Platform<H, M, A>,
         slot: u32,
         frame: Frame,
         prot: Prot,
         attr: CacheAttr,
         extra: PteFlags,
     ) -> MmResult<VirtAddr> {
-        let va = fix_to_virt(slot).ok_or(MmError::BadHandle)?;
-        if slot >= KMAP_COHERENT_SLOTS && !self.fixmap_used.get(slot) {
-            return Err(MmError::BadHandle);
+        let va = fix_to_virt(slot).ok_or(bad_slot(slot))?;
+        if slot >= KMAP_COHERENT_SLOTS && !self.used.get(slot) {
+            return Err(bad_slot(slot));
         }
-        if self.fixmap_pte(slot).is_some() {
+        if Self::entry(table, &p.mem, slot).is_some() {
             return Err(MmError::AlreadyMapped(va));
         }
         let page = Page::containing(va);
+        let one = PageRange::new(page, 1)?;
         // The PTE store and the preload form one step with interrupts masked:
         // an interrupt handler touching the slot in between would load the
         // entry through a TLB miss (`tlb::load` would still invalidate it
         // first, but nothing should be able to observe a half-made slot).
         // The fixmap's PTE page exists from `new`, so nothing is allocated.
-        let saved = self.hw.irq_save();
-        let r = self.map_kernel(page, 1, prot, attr, extra, |_| frame);
+        let saved = p.hw.irq_save();
+        let r = table.map(p, one, prot, attr, extra, |_| frame);
         if r.is_ok() {
-            if let Some(pte) = self.kernel_table().get(va) {
-                tlb::load(&self.hw, page, pte);
+            if let Some(pte) = table.view(&p.mem).get(va) {
+                tlb::load(&p.hw, page, pte);
             }
         }
-        self.hw.irq_restore(saved);
+        p.hw.irq_restore(saved);
         r.map(|()| va)
     }
 
-    /// Unmaps fixmap slot `slot`, purging its cache lines and flushing its
-    /// TLB entry; returns the frame that was mapped.
-    ///
-    /// # Errors
-    /// [`MmError::BadHandle`] for a slot that does not exist,
-    /// [`MmError::NotMapped`] if nothing is mapped there.
-    pub fn fixmap_unmap(&mut self, slot: u32) -> MmResult<Frame> {
-        let va = fix_to_virt(slot).ok_or(MmError::BadHandle)?;
-        let pte = self.fixmap_pte(slot).ok_or(MmError::NotMapped(va))?;
-        self.unmap_kernel(Page::containing(va), 1, |_, _| {});
-        Self::release_pte(&mut self.memtypes, pte);
+    /// Unmaps `slot`, purging its cache lines and flushing its TLB entry,
+    /// and releases the frame's memtype (unless the PTE is SPECIAL: an
+    /// io-mapping's page, accounted by the io-mapping); returns the frame.
+    pub(crate) fn unmap<H: MmuHw, M: PhysAccess, A: FrameAllocator>(
+        table: &KernelTable,
+        p: &Platform<H, M, A>,
+        memtypes: &mut MemTypes,
+        slot: u32,
+    ) -> MmResult<Frame> {
+        let va = fix_to_virt(slot).ok_or(bad_slot(slot))?;
+        let pte = Self::entry(table, &p.mem, slot).ok_or(MmError::NotMapped(va))?;
+        table.unmap(p, PageRange::new(Page::containing(va), 1)?, |_, _| {});
+        memtypes.release_pte(pte);
         Ok(pte.frame())
     }
 
-    /// Whether `slot` is a claimed general-purpose slot (what
-    /// [`Self::fixmap_free`] accepts).
-    pub(crate) fn fixmap_claimed(&self, slot: u32) -> bool {
-        (KMAP_COHERENT_SLOTS..FIXMAP_SLOTS).contains(&slot) && self.fixmap_used.get(slot)
+    /// Maps page `index` of `io` at a newly claimed slot (no memtype
+    /// re-check: the io-mapping reserved its whole range). The PTE is marked
+    /// SPECIAL so that unmapping it releases no memtype of its own.
+    pub(crate) fn io_mapping_map<H: MmuHw, M: PhysAccess, A: FrameAllocator>(
+        &mut self,
+        table: &KernelTable,
+        p: &mut Platform<H, M, A>,
+        io: &mut IoMapping,
+        index: u32,
+    ) -> MmResult<VirtAddr> {
+        if io.is_freed() {
+            return Err(MmError::BadHandle(Handle::Reservation(io.frames().first().start())));
+        }
+        let frame = io.frame(index).ok_or(MmError::Overflow)?;
+        let mut undo = Undo::new();
+        let r = (|| {
+            let slot = self.alloc()?;
+            undo.push(Step::FixmapClaim(slot));
+            self.map_pte(table, p, slot, frame, Prot::KernelRw, io.attr(), PteFlags::SPECIAL)
+        })();
+        let va = undo.finish(r, |step| match step {
+            Step::FixmapClaim(slot) => self.free(table, &p.mem, slot),
+            other => not_recorded_here(other),
+        })?;
+        io.mapped_one();
+        Ok(va)
     }
 
-    /// The PTE at fixmap slot `slot`, if something is mapped there.
-    pub(crate) fn fixmap_entry(&self, slot: u32) -> Option<crate::pte::Pte> {
-        self.fixmap_pte(slot)
+    /// Unmaps a page of `io` mapped by [`Self::io_mapping_map`] and releases
+    /// its slot. Everything is checked before anything changes.
+    pub(crate) fn io_mapping_unmap<H: MmuHw, M: PhysAccess, A: FrameAllocator>(
+        &mut self,
+        table: &KernelTable,
+        p: &Platform<H, M, A>,
+        memtypes: &mut MemTypes,
+        io: &mut IoMapping,
+        va: VirtAddr,
+    ) -> MmResult<()> {
+        let slot = virt_to_fix(va).ok_or(MmError::BadAddress(va))?;
+        let pte = Self::entry(table, &p.mem, slot).ok_or(MmError::NotMapped(va))?;
+        if !self.claimed(slot)
+            || !pte.flags().contains(PteFlags::SPECIAL)
+            || !io.contains(pte.frame())
+            || io.mapped() == 0
+        {
+            return Err(bad_slot(slot));
+        }
+        // Checked above: the slot is claimed and mapped, so neither can fail.
+        Self::unmap(table, p, memtypes, slot)?;
+        self.free(table, &p.mem, slot)?;
+        io.unmapped_one();
+        Ok(())
     }
 }

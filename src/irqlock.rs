@@ -28,7 +28,7 @@
 //! | operation | in an interrupt handler |
 //! |---|---|
 //! | `dma_alloc_coherent` | allowed (bounded: its frames are zeroed) |
-//! | `dma_free_coherent`, `vfree` | queued (checked at once, done at the next task-context call, or [`MemoryManager::run_deferred`]); with [`DEFERRED_MAX`] queued already, done at once |
+//! | `dma_free_coherent`, `vfree` | queued (checked at once, done at the next task-context call, or [`MemoryManager::run_deferred`](crate::MemoryManager::run_deferred)); with [`DEFERRED_MAX`] queued already, done at once |
 //! | TLB-exception path (`fault::handle_tlb_exception`) | allowed (takes no lock) |
 //! | `translate`, `mm_get`, `mm_grab`, `copy_user_page`, `clear_user_page`, fixmap / io-mapping map and unmap | allowed |
 //! | `vmalloc`, `ioremap`, `iounmap`, `mm_create`, `mm_put`, `mm_drop`, `exit_mm`, `switch_mm`, `context_switch`, `map_user`, `unmap_user`, `protect_user` | [`MmError::InInterrupt`] |
@@ -40,10 +40,7 @@
 
 use crate::addr::VirtAddr;
 use crate::error::{MmError, MmResult};
-use crate::frame::{FrameAllocator, PhysAccess};
 use crate::hw::MmuHw;
-use crate::manager::MemoryManager;
-use crate::vmalloc::AreaKind;
 use core::cell::UnsafeCell;
 use core::ops::{Deref, DerefMut};
 use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
@@ -230,9 +227,12 @@ impl Drop for InterruptScope {
 /// Capacity of the deferred-free queue.
 pub const DEFERRED_MAX: usize = 32;
 
+/// A free an interrupt handler asked for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Deferred {
+pub(crate) enum Deferred {
+    /// `vfree(va)`.
     Vfree(VirtAddr),
+    /// `dma_free_coherent(va)`.
     DmaFree(VirtAddr),
 }
 
@@ -245,100 +245,38 @@ pub(crate) struct DeferredFrees {
     len: usize,
 }
 
+/// The deferred-free queue is full (the free is done at once instead).
+pub(crate) struct QueueFull;
+
 impl DeferredFrees {
     pub(crate) const fn new() -> Self {
         DeferredFrees { items: [None; DEFERRED_MAX], len: 0 }
     }
-}
 
-struct QueueFull;
-
-/// Which free an interrupt handler may queue.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum FreeKind {
-    Vfree,
-    DmaFree,
-}
-
-impl<H: MmuHw, M: PhysAccess, A: FrameAllocator> MemoryManager<H, M, A> {
-    /// Entry check of an operation an interrupt handler may not call:
-    /// [`MmError::InInterrupt`] there; in task context, the queued frees
-    /// are done first.
-    pub(crate) fn task_context(&mut self) -> MmResult<()> {
-        if self.hw.in_interrupt() {
-            return Err(MmError::InInterrupt);
-        }
-        self.run_deferred();
-        Ok(())
-    }
-
-    /// Entry of an operation allowed everywhere: in task context the queued
-    /// frees are done first (in an interrupt handler they wait).
-    pub(crate) fn any_context(&mut self) {
-        if !self.hw.in_interrupt() {
-            self.run_deferred();
-        }
-    }
-
-    /// Entry of `vfree` / `dma_free_coherent`: in an interrupt handler the
-    /// free is checked and queued (`Some(result)`); in task context the
-    /// queue is run and `None` says "free it now". With the queue full, an
-    /// interrupt handler frees at once too (a longer masked section rather
-    /// than a leak or an error the handler could only leak on).
-    pub(crate) fn defer_free(&mut self, kind: FreeKind, va: VirtAddr) -> Option<MmResult<()>> {
-        if !self.hw.in_interrupt() {
-            self.run_deferred();
-            return None;
-        }
-        // Err(QueueFull): free it now.
-        self.queue_free(kind, va).ok()
-    }
-
-    fn queue_free(&mut self, kind: FreeKind, va: VirtAddr) -> Result<MmResult<()>, QueueFull> {
-        if !va.is_page_aligned() {
-            return Ok(Err(MmError::Unaligned));
-        }
-        let key = va.as_u32() >> 12;
-        let (item, live) = match kind {
-            FreeKind::Vfree => (Deferred::Vfree(va), matches!(self.vmalloc.get(key), Some((_, AreaKind::Vmalloc)))),
-            FreeKind::DmaFree => (Deferred::DmaFree(va), self.consistent.get(key).is_some()),
+    /// Queues `item`, whose area the caller found live. A second request
+    /// for the same area is refused, as the second of two frees would be.
+    pub(crate) fn queue(&mut self, item: Deferred) -> Result<MmResult<()>, QueueFull> {
+        let va = match item {
+            Deferred::Vfree(va) | Deferred::DmaFree(va) => va,
         };
-        let q = &mut self.deferred.items;
-        if !live || q.contains(&Some(item)) {
-            return Ok(Err(MmError::BadHandle));
+        if self.items.contains(&Some(item)) {
+            return Ok(Err(MmError::BadHandle(crate::error::Handle::Area(va))));
         }
-        let slot = q.iter_mut().find(|s| s.is_none()).ok_or(QueueFull)?;
+        let slot = self.items.iter_mut().find(|s| s.is_none()).ok_or(QueueFull)?;
         *slot = Some(item);
-        self.deferred.len += 1;
+        self.len += 1;
         Ok(Ok(()))
     }
 
-    /// Does the frees queued by interrupt handlers; returns how many. Task
-    /// context only (in an interrupt handler it does nothing). Every
-    /// task-context operation calls it on entry; an OS may also call it from
-    /// its idle loop.
-    pub fn run_deferred(&mut self) -> usize {
-        if self.deferred.len == 0 || self.hw.in_interrupt() {
-            return 0;
-        }
-        let items = core::mem::replace(&mut self.deferred.items, [None; DEFERRED_MAX]);
-        self.deferred.len = 0;
-        let mut done = 0;
-        for item in items.into_iter().flatten() {
-            // Checked when queued, and nothing else frees in between
-            // without running this queue first: these cannot fail.
-            let r = match item {
-                Deferred::Vfree(va) => self.vfree(va),
-                Deferred::DmaFree(va) => self.dma_free_coherent(va),
-            };
-            done += usize::from(r.is_ok());
-        }
-        done
+    /// Takes every queued free, in the order they were queued into slots.
+    pub(crate) fn take(&mut self) -> impl Iterator<Item = Deferred> {
+        self.len = 0;
+        core::mem::replace(&mut self.items, [None; DEFERRED_MAX]).into_iter().flatten()
     }
 
-    /// Frees queued by interrupt handlers and not done yet.
-    pub fn deferred_frees(&self) -> usize {
-        self.deferred.len
+    /// Queued frees.
+    pub(crate) fn len(&self) -> usize {
+        self.len
     }
 }
 

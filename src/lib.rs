@@ -32,6 +32,7 @@ pub mod frame;
 pub mod heap;
 pub mod hw;
 pub mod irqlock;
+mod kspace;
 pub mod layout;
 pub mod manager;
 pub mod memtype;
@@ -39,6 +40,7 @@ pub mod mm;
 pub mod mutation;
 pub mod pgtable;
 pub mod pte;
+mod rollback;
 pub mod sh4;
 pub mod tlb;
 pub mod vmalloc;
@@ -47,8 +49,8 @@ pub mod window;
 #[cfg(feature = "model")]
 pub mod model;
 
-pub use addr::{Frame, Page, PhysAddr, VirtAddr, PAGE_SIZE};
-pub use error::{MmError, MmResult};
+pub use addr::{Frame, FrameRange, Page, PageRange, PhysAddr, VirtAddr, PAGE_SIZE};
+pub use error::{Handle, MmError, MmResult};
 pub use frame::{FrameAllocator, PhysAccess};
 pub use hw::MmuHw;
 pub use manager::MemoryManager;

@@ -6,14 +6,11 @@
 //! naming both: two aliases with different cacheability would let a cached
 //! alias hold stale data or write back over what the uncached one wrote. Ranges
 //! used through P1 (cached) — the kernel image, heaps, DMA pools the OS drives
-//! by hand — are declared with [`MemoryManager::memtype_reserve`]; P2 is
+//! by hand — are declared with [`crate::MemoryManager::memtype_reserve`]; P2 is
 //! always uncached and needs no entry.
 
-use crate::addr::{Frame, PhysAddr};
-use crate::error::{MmError, MmResult};
-use crate::frame::{FrameAllocator, PhysAccess};
-use crate::hw::MmuHw;
-use crate::manager::MemoryManager;
+use crate::addr::{Frame, FrameRange};
+use crate::error::{Handle, MmError, MmResult};
 use crate::pte::CacheAttr;
 use alloc::vec::Vec;
 
@@ -215,9 +212,9 @@ impl MemTypes {
             // Grow the arena first: the only step that can fail. The free
             // list gets room for every slot, so release never allocates.
             if self.free.is_empty() && self.nodes.len() == self.nodes.capacity() {
-                self.nodes.try_reserve(1).map_err(|_| MmError::OutOfFrames)?;
+                self.nodes.try_reserve(1).map_err(|_| MmError::OutOfMemory)?;
                 let want = self.nodes.capacity() - self.free.len();
-                self.free.try_reserve_exact(want).map_err(|_| MmError::OutOfFrames)?;
+                self.free.try_reserve_exact(want).map_err(|_| MmError::OutOfMemory)?;
             }
             let prio = self.next_prio();
             let node = Node {
@@ -255,7 +252,7 @@ impl MemTypes {
             return Ok(());
         }
         let key = (pfn, pages, attr_index(attr));
-        let t = self.find(key).ok_or(MmError::BadHandle)?;
+        let t = self.find(key).ok_or(bad_reservation(pfn))?;
         self.live -= 1;
         if self.nodes[t as usize].count > 1 {
             self.nodes[t as usize].count -= 1;
@@ -274,6 +271,51 @@ impl MemTypes {
             self.free.clear();
         }
         Ok(())
+    }
+
+    /// [`Self::reserve`] for a typed range.
+    pub fn reserve_range(&mut self, frames: FrameRange, attr: CacheAttr) -> MmResult<()> {
+        self.reserve(frames.first().pfn(), frames.frames(), attr)
+    }
+
+    /// [`Self::release`] for a typed range.
+    pub fn release_range(&mut self, frames: FrameRange, attr: CacheAttr) -> MmResult<()> {
+        self.release(frames.first().pfn(), frames.frames(), attr)
+    }
+
+    /// One one-frame reservation per frame of `frames` (so that the pages
+    /// can be released one by one), all or nothing: on a conflict the ones
+    /// made are released again.
+    pub(crate) fn reserve_each(
+        &mut self,
+        frames: impl Iterator<Item = Frame> + Clone,
+        attr: CacheAttr,
+    ) -> MmResult<()> {
+        // One conflict check for the span from the lowest to the highest
+        // frame: when nothing of another attribute overlaps it (the usual
+        // case: RAM frames, I/O ranges elsewhere), no frame needs its own.
+        let (lo, hi) = frames.clone().fold((u32::MAX, 0), |(lo, hi), f| (lo.min(f.pfn()), hi.max(f.pfn())));
+        let checked = lo <= hi && self.conflict(lo, hi - lo + 1, attr).is_none();
+        for (i, f) in frames.clone().enumerate() {
+            let r = if checked { self.reserve_unchecked(f.pfn(), 1, attr) } else { self.reserve(f.pfn(), 1, attr) };
+            if let Err(e) = r {
+                for g in frames.take(i) {
+                    crate::rollback::undo_one(self.release(g.pfn(), 1, attr));
+                }
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+
+    /// Releases the reservation of a PTE that is going away: its frame's
+    /// one-frame reservation (every mapping made one). I/O and io-mapping
+    /// PTEs, marked SPECIAL, are accounted by their area instead.
+    pub(crate) fn release_pte(&mut self, pte: crate::pte::Pte) {
+        if !pte.flags().contains(crate::pte::PteFlags::SPECIAL) {
+            let r = self.release(pte.frame().pfn(), 1, pte.cache_attr());
+            debug_assert!(r.is_ok(), "a mapped frame has its reservation: {r:?}");
+        }
     }
 
     /// The attribute frame `pfn` is mapped with, if any mapping is live.
@@ -593,6 +635,10 @@ impl FrameCounts {
     }
 }
 
+fn bad_reservation(pfn: u32) -> MmError {
+    MmError::BadHandle(Handle::Reservation(Frame::from_pfn(pfn).map(Frame::start).unwrap_or_default()))
+}
+
 impl core::fmt::Debug for MemTypes {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_list().entries(self.iter()).finish()
@@ -619,131 +665,44 @@ impl IoMapping {
     pub fn pages(&self) -> u32 {
         self.pages
     }
-    /// Pages currently mapped through [`MemoryManager::io_mapping_map`].
+    /// Pages currently mapped through [`crate::MemoryManager::io_mapping_map`].
     pub fn mapped(&self) -> u32 {
         self.mapped
     }
-    fn contains(&self, frame: Frame) -> bool {
+    /// A new io-mapping over `frames`, reserved with `attr` by the caller.
+    pub(crate) fn new(frames: FrameRange, attr: CacheAttr) -> Self {
+        IoMapping { first: frames.first(), pages: frames.frames(), attr, mapped: 0, freed: false }
+    }
+    /// The range (for the handle in an error).
+    pub(crate) fn frames(&self) -> FrameRange {
+        FrameRange::new(self.first, self.pages).unwrap_or(FrameRange::one(self.first))
+    }
+    pub(crate) fn attr(&self) -> CacheAttr {
+        self.attr
+    }
+    pub(crate) fn is_freed(&self) -> bool {
+        self.freed
+    }
+    pub(crate) fn contains(&self, frame: Frame) -> bool {
         frame.pfn().wrapping_sub(self.first.pfn()) < self.pages
     }
-}
-
-impl<H: MmuHw, M: PhysAccess, A: FrameAllocator> MemoryManager<H, M, A> {
-    /// Declares `[phys, phys+size)` as used with `attr` outside this crate's
-    /// mappings (e.g. the kernel image through P1 = write-back).
-    pub fn memtype_reserve(&mut self, phys: PhysAddr, size: usize, attr: CacheAttr) -> MmResult<()> {
-        let (pfn, pages) = phys_range(phys, size)?;
-        self.memtypes.reserve(pfn, pages, attr)
-    }
-
-    /// Undoes [`Self::memtype_reserve`] with the same arguments.
-    pub fn memtype_release(&mut self, phys: PhysAddr, size: usize, attr: CacheAttr) -> MmResult<()> {
-        let (pfn, pages) = phys_range(phys, size)?;
-        self.memtypes.release(pfn, pages, attr)
-    }
-
-    /// The attribute live mappings give physical address `phys`.
-    pub fn memtype_of(&self, phys: PhysAddr) -> Option<CacheAttr> {
-        self.memtypes.lookup(Frame::containing(phys).pfn())
-    }
-
-    /// Live memtype reservations.
-    pub fn memtypes(&self) -> &MemTypes {
-        &self.memtypes
-    }
-
-    /// Reserves a range for page-by-page mapping with `attr`.
-    ///
-    /// # Errors
-    /// [`MmError::Unaligned`], [`MmError::ZeroSize`], [`MmError::Overflow`]
-    /// for a bad range; [`MmError::AttrConflict`] if a live mapping of the
-    /// range has another attribute.
-    pub fn io_mapping_create(&mut self, phys: PhysAddr, size: usize, attr: CacheAttr) -> MmResult<IoMapping> {
-        let (pfn, pages) = phys_range(phys, size)?;
-        let first = Frame::from_pfn(pfn).ok_or(MmError::Overflow)?;
-        self.memtypes.reserve(pfn, pages, attr)?;
-        Ok(IoMapping { first, pages, attr, mapped: 0, freed: false })
-    }
-
-    /// Maps page `index` of `io` at a fixmap slot (no memtype re-check).
-    ///
-    /// # Errors
-    /// [`MmError::BadHandle`] if `io` was freed, [`MmError::Overflow`] for an
-    /// index past its end, [`MmError::WindowExhausted`] if no fixmap slot is
-    /// free.
-    pub fn io_mapping_map(&mut self, io: &mut IoMapping, index: u32) -> MmResult<crate::addr::VirtAddr> {
-        if io.freed {
-            return Err(MmError::BadHandle);
-        }
-        if index >= io.pages {
-            return Err(MmError::Overflow);
-        }
-        let frame = io.first.offset(index).ok_or(MmError::Overflow)?;
-        let slot = self.fixmap_alloc()?;
-        match self.fixmap_map_unchecked(slot, frame, crate::pte::Prot::KernelRw, io.attr) {
-            Ok(va) => {
-                io.mapped += 1;
-                Ok(va)
-            }
-            Err(e) => {
-                let undone = self.fixmap_free(slot);
-                debug_assert!(undone.is_ok());
-                Err(e)
-            }
+    /// Page `index`, if inside the range.
+    pub(crate) fn frame(&self, index: u32) -> Option<Frame> {
+        if index < self.pages {
+            self.first.offset(index)
+        } else {
+            None
         }
     }
-
-    /// Unmaps a page of `io` mapped by [`Self::io_mapping_map`]. Everything
-    /// is checked before anything changes.
-    ///
-    /// # Errors
-    /// [`MmError::BadAddress`] outside the fixmap, [`MmError::BadHandle`] for
-    /// a slot that is not a claimed general slot or holds no page of `io`,
-    /// [`MmError::NotMapped`] if nothing is mapped there.
-    pub fn io_mapping_unmap(&mut self, io: &mut IoMapping, va: crate::addr::VirtAddr) -> MmResult<()> {
-        let slot = crate::layout::virt_to_fix(va).ok_or(MmError::BadAddress(va))?;
-        let pte = self.fixmap_entry(slot).ok_or(MmError::NotMapped(va))?;
-        if !self.fixmap_claimed(slot)
-            || !pte.flags().contains(crate::pte::PteFlags::SPECIAL)
-            || !io.contains(pte.frame())
-            || io.mapped == 0
-        {
-            return Err(MmError::BadHandle);
-        }
-        // Checked above: the slot is claimed and mapped, so neither can fail.
-        self.fixmap_unmap(slot)?;
-        self.fixmap_free(slot)?;
-        io.mapped -= 1;
-        Ok(())
+    pub(crate) fn mapped_one(&mut self) {
+        self.mapped += 1;
     }
-
-    /// Ends the reservation. `io` can no longer map pages afterwards.
-    ///
-    /// # Errors
-    /// [`MmError::Busy`] while pages of it are still mapped (unmap them
-    /// first: the reservation is what keeps a conflicting alias out);
-    /// [`MmError::BadHandle`] if it was freed already.
-    pub fn io_mapping_free(&mut self, io: &mut IoMapping) -> MmResult<()> {
-        if io.freed {
-            return Err(MmError::BadHandle);
-        }
-        if io.mapped != 0 {
-            return Err(MmError::Busy);
-        }
-        self.memtypes.release(io.first.pfn(), io.pages, io.attr)?;
-        io.freed = true;
-        Ok(())
+    pub(crate) fn unmapped_one(&mut self) {
+        self.mapped -= 1;
     }
-}
-
-fn phys_range(phys: PhysAddr, size: usize) -> MmResult<(u32, u32)> {
-    if !phys.is_page_aligned() {
-        return Err(MmError::Unaligned);
+    pub(crate) fn set_freed(&mut self) {
+        self.freed = true;
     }
-    let pages = crate::vmalloc::pages_for(size)?;
-    let pfn = Frame::containing(phys).pfn();
-    Frame::from_pfn(pfn).and_then(|f| f.offset(pages - 1)).ok_or(MmError::Overflow)?;
-    Ok((pfn, pages))
 }
 
 #[cfg(test)]
@@ -767,7 +726,7 @@ mod tests {
         m.reserve(110, 1, CacheAttr::Uncached).unwrap(); // adjacent, not overlapping
         assert_eq!(m.lookup(109), Some(CacheAttr::WriteBack));
         assert_eq!(m.lookup(110), Some(CacheAttr::Uncached));
-        assert_eq!(m.release(100, 9, CacheAttr::WriteBack), Err(MmError::BadHandle));
+        assert_eq!(m.release(100, 9, CacheAttr::WriteBack), Err(bad_reservation(100)));
         m.release(100, 10, CacheAttr::WriteBack).unwrap();
         assert_eq!(m.lookup(104), None);
         assert_eq!(m.lookup(106), Some(CacheAttr::WriteBack));

@@ -1,15 +1,21 @@
 //! The vmalloc window: `vmalloc`/`vfree` (page-backed, cached) and
 //! `ioremap`/`iounmap` (device or reserved memory, with a cache attribute).
 //!
-//! Mappings go into `swapper_pg_dir` only; address spaces pick up new
+//! `VmallocWindow` owns the window's areas; the mappings go into
+//! `swapper_pg_dir` only (`KernelTable`), and address spaces pick up new
 //! first-level entries lazily through `vmalloc_fault`.
 
-use crate::addr::{Frame, Page, PhysAddr, VirtAddr, PAGE_SIZE};
-use crate::error::{MmError, MmResult};
+use crate::addr::{Frame, FrameRange, Page, PageRange, PhysAddr, VirtAddr};
+use crate::error::{Handle, MmError, MmResult};
 use crate::frame::{FrameAllocator, PhysAccess};
 use crate::hw::MmuHw;
-use crate::manager::MemoryManager;
+use crate::kspace::KernelTable;
+use crate::layout::{VMALLOC_END, VMALLOC_START};
+use crate::manager::Platform;
+use crate::memtype::MemTypes;
 use crate::pte::{CacheAttr, Prot, PteFlags};
+use crate::rollback::{self, not_recorded_here, Step, Undo};
+use crate::window::{Area, RangeAllocator};
 use alloc::vec::Vec;
 
 /// What a vmalloc-window area holds.
@@ -26,123 +32,116 @@ pub enum AreaKind {
     },
 }
 
-/// Pages needed for `size` bytes, with the crate's errors for 0 and overflow.
-pub(crate) fn pages_for(size: usize) -> MmResult<u32> {
-    if size == 0 {
-        return Err(MmError::ZeroSize);
-    }
-    let pages = size.checked_add(PAGE_SIZE as usize - 1).ok_or(MmError::Overflow)? / PAGE_SIZE as usize;
-    u32::try_from(pages).map_err(|_| MmError::Overflow)
+/// The vmalloc window's areas (one guard page after each).
+pub(crate) struct VmallocWindow {
+    areas: RangeAllocator<AreaKind>,
 }
 
-impl<H: MmuHw, M: PhysAccess, A: FrameAllocator> MemoryManager<H, M, A> {
-    /// Allocates `size` bytes (rounded up to pages) of virtually contiguous,
-    /// cached, zeroed kernel memory, followed by an unmapped guard page.
-    /// On any failure nothing stays allocated.
-    pub fn vmalloc(&mut self, size: usize) -> MmResult<VirtAddr> {
-        self.task_context()?;
-        let pages = pages_for(size)?;
-        let area = self.vmalloc.alloc(pages, AreaKind::Vmalloc)?;
+impl VmallocWindow {
+    /// An empty window.
+    pub(crate) fn new() -> Self {
+        VmallocWindow { areas: RangeAllocator::new(VMALLOC_START >> 12, VMALLOC_END >> 12, 1) }
+    }
+
+    /// `size` bytes (rounded up to pages) of virtually contiguous, cached,
+    /// zeroed kernel memory; on any failure nothing stays allocated.
+    pub(crate) fn vmalloc<H: MmuHw, M: PhysAccess, A: FrameAllocator>(
+        &mut self,
+        table: &KernelTable,
+        p: &mut Platform<H, M, A>,
+        memtypes: &mut MemTypes,
+        size: usize,
+    ) -> MmResult<VirtAddr> {
+        let pages = crate::addr::pages_for(size)?;
+        // The frames come one at a time (they need not be contiguous): the
+        // list is the record the undo steps `FrameList`/`FrameListMemtypes`
+        // refer to.
         let mut frames: Vec<Frame> = Vec::new();
-        if frames.try_reserve_exact(pages as usize).is_err() {
-            let _ = self.vmalloc.free(area.start);
-            return Err(MmError::OutOfFrames);
-        }
-        let start = page_of(area.start);
-        let mut result = Ok(());
-        for _ in 0..pages {
-            match self.alloc.alloc(1) {
-                Some(f) => {
-                    self.zero_frames_purged(f, 1);
-                    frames.push(f);
-                }
-                None => {
-                    result = Err(MmError::OutOfFrames);
-                    break;
-                }
-            }
-        }
-        let reserved = result.is_ok() && {
-            result = self.reserve_frames(frames.iter().copied(), CacheAttr::WriteBack);
-            result.is_ok()
-        };
-        if result.is_ok() {
-            result = self.map_kernel(start, pages, Prot::KernelRw, CacheAttr::WriteBack, PteFlags::empty(), |i| {
-                frames[i as usize]
+        let mut undo = Undo::new();
+        let r = (|| {
+            let area = self.areas.alloc(pages, AreaKind::Vmalloc)?;
+            undo.push(Step::VmallocArea(area.start));
+            frames.try_reserve_exact(pages as usize).map_err(|_| MmError::OutOfMemory)?;
+            let alloc_all: MmResult<()> = (0..pages).try_for_each(|_| {
+                let f = p.alloc.alloc(1).ok_or(MmError::OutOfFrames)?;
+                p.zero_frames_purged(FrameRange::one(f));
+                frames.push(f);
+                Ok(())
             });
-        }
-        match result {
-            Ok(()) => Ok(start.start()),
-            Err(e) => {
-                if reserved {
-                    self.release_frames(frames.iter().copied(), CacheAttr::WriteBack);
-                }
-                for f in frames {
-                    self.alloc.free(f, 1);
-                }
-                let _ = self.vmalloc.free(area.start);
-                Err(e)
+            undo.push(Step::FrameList);
+            alloc_all?;
+            memtypes.reserve_each(frames.iter().copied(), CacheAttr::WriteBack)?;
+            undo.push(Step::FrameListMemtypes(CacheAttr::WriteBack));
+            let range = area_pages(area)?;
+            table.map(p, range, Prot::KernelRw, CacheAttr::WriteBack, PteFlags::empty(), |i| frames[i as usize])?;
+            Ok(range.first().start())
+        })();
+        undo.finish(r, |step| match step {
+            Step::VmallocArea(start) => self.areas.free(start).map(drop),
+            Step::FrameList => {
+                rollback::free_each(&mut p.alloc, frames.iter().copied());
+                Ok(())
             }
-        }
+            Step::FrameListMemtypes(attr) => frames.iter().try_for_each(|f| memtypes.release(f.pfn(), 1, attr)),
+            other => not_recorded_here(other),
+        })
     }
 
-    /// Frees a `vmalloc` area: unmaps it, flushes the TLB for it (before the
-    /// range can be handed out again), then frees the frames and the range.
-    pub fn vfree(&mut self, va: VirtAddr) -> MmResult<()> {
-        if let Some(queued) = self.defer_free(crate::irqlock::FreeKind::Vfree, va) {
-            return queued;
-        }
-        self.free_vm_area(va, true)
+    /// Maps `size` bytes of physical range `phys` (page aligned) with
+    /// cache attribute `attr`; on any failure nothing stays reserved.
+    pub(crate) fn ioremap<H: MmuHw, M: PhysAccess, A: FrameAllocator>(
+        &mut self,
+        table: &KernelTable,
+        p: &mut Platform<H, M, A>,
+        memtypes: &mut MemTypes,
+        phys: PhysAddr,
+        size: usize,
+        attr: CacheAttr,
+    ) -> MmResult<VirtAddr> {
+        let frames = FrameRange::covering(phys, size)?;
+        let mut undo = Undo::new();
+        let r = (|| {
+            memtypes.reserve_range(frames, attr)?;
+            undo.push(Step::Memtype(frames, attr));
+            let area = self.areas.alloc(frames.frames(), AreaKind::Ioremap { phys, attr })?;
+            undo.push(Step::VmallocArea(area.start));
+            let range = area_pages(area)?;
+            table
+                .map(p, range, Prot::KernelRw, attr, PteFlags::SPECIAL, |i| frames.get(i).unwrap_or(frames.first()))?;
+            Ok(range.first().start())
+        })();
+        undo.finish(r, |step| match step {
+            Step::Memtype(frames, attr) => memtypes.release_range(frames, attr),
+            Step::VmallocArea(start) => self.areas.free(start).map(drop),
+            other => not_recorded_here(other),
+        })
     }
 
-    /// Maps `size` bytes of physical range `phys` (page aligned) into the
-    /// vmalloc window with cache attribute `attr`.
-    pub fn ioremap(&mut self, phys: PhysAddr, size: usize, attr: CacheAttr) -> MmResult<VirtAddr> {
-        self.task_context()?;
-        if !phys.is_page_aligned() {
-            return Err(MmError::Unaligned);
-        }
-        let pages = pages_for(size)?;
-        let first = Frame::containing(phys);
-        first.offset(pages - 1).ok_or(MmError::Overflow)?;
-        self.memtypes.reserve(first.pfn(), pages, attr)?;
-        let area = match self.vmalloc.alloc(pages, AreaKind::Ioremap { phys, attr }) {
-            Ok(a) => a,
-            Err(e) => {
-                let _ = self.memtypes.release(first.pfn(), pages, attr);
-                return Err(e);
-            }
-        };
-        let start = page_of(area.start);
-        match self
-            .map_kernel(start, pages, Prot::KernelRw, attr, PteFlags::SPECIAL, |i| first.offset(i).unwrap_or(first))
-        {
-            Ok(()) => Ok(start.start()),
-            Err(e) => {
-                let _ = self.vmalloc.free(area.start);
-                let _ = self.memtypes.release(first.pfn(), pages, attr);
-                Err(e)
-            }
-        }
-    }
-
-    /// Unmaps an `ioremap` area and flushes it.
-    pub fn iounmap(&mut self, va: VirtAddr) -> MmResult<()> {
-        self.task_context()?;
-        self.free_vm_area(va, false)
-    }
-
-    fn free_vm_area(&mut self, va: VirtAddr, vmalloc: bool) -> MmResult<()> {
+    /// Frees the area starting at `va`: a vmalloc area (`vmalloc`) or an
+    /// ioremap one. It is unmapped and flushed before its frames and its
+    /// range can be handed out again.
+    pub(crate) fn free<H: MmuHw, M: PhysAccess, A: FrameAllocator>(
+        &mut self,
+        table: &KernelTable,
+        p: &mut Platform<H, M, A>,
+        memtypes: &mut MemTypes,
+        va: VirtAddr,
+        vmalloc: bool,
+    ) -> MmResult<()> {
         if !va.is_page_aligned() {
             return Err(MmError::Unaligned);
         }
         let key = va.as_u32() >> 12;
-        let (area, &kind) = self.vmalloc.get(key).ok_or(MmError::BadHandle)?;
+        let bad = MmError::BadHandle(Handle::Area(va));
+        let (area, &kind) = self.areas.get(key).ok_or(bad)?;
         if vmalloc != (kind == AreaKind::Vmalloc) {
-            return Err(MmError::BadHandle);
+            return Err(bad);
         }
+        let range = area_pages(area)?;
         if let AreaKind::Ioremap { phys, attr } = kind {
-            let _ = self.memtypes.release(Frame::containing(phys).pfn(), area.pages, attr);
+            let frames = FrameRange::new(Frame::containing(phys), area.pages)?;
+            let r = memtypes.release_range(frames, attr);
+            debug_assert!(r.is_ok(), "an ioremap area holds its reservation: {r:?}");
         }
         let mut owned: Vec<Frame> = Vec::new();
         if vmalloc {
@@ -150,29 +149,41 @@ impl<H: MmuHw, M: PhysAccess, A: FrameAllocator> MemoryManager<H, M, A> {
             // fails, pushing grows the vector as before.
             let _ = owned.try_reserve_exact(area.pages as usize);
         }
-        self.unmap_kernel(page_of(area.start), area.pages, |_, pte| {
+        table.unmap(p, range, |_, pte| {
             if !pte.flags().contains(PteFlags::SPECIAL) {
                 owned.push(pte.frame());
             }
         });
         for f in owned {
-            let _ = self.memtypes.release(f.pfn(), 1, CacheAttr::WriteBack);
-            self.alloc.free(f, 1);
+            let r = memtypes.release(f.pfn(), 1, CacheAttr::WriteBack);
+            debug_assert!(r.is_ok(), "a vmalloc page holds its reservation: {r:?}");
+            p.alloc.free(f, 1);
         }
-        self.vmalloc.free(key).map(|_| ())
+        self.areas.free(key).map(drop)
     }
 
-    /// The vmalloc/ioremap area containing `va`: (start, pages, kind).
-    pub fn vm_area(&self, va: VirtAddr) -> Option<(VirtAddr, u32, AreaKind)> {
-        self.vmalloc.find(va.as_u32() >> 12).map(|(a, k)| (page_of(a.start).start(), a.pages, *k))
+    /// The area containing `va`: (start, pages, kind).
+    pub(crate) fn area(&self, va: VirtAddr) -> Option<(VirtAddr, u32, AreaKind)> {
+        self.areas.find(va.as_u32() >> 12).map(|(a, k)| (page_of(a.start).start(), a.pages, *k))
     }
 
-    /// Number of live vmalloc/ioremap areas.
-    pub fn vm_areas(&self) -> usize {
-        self.vmalloc.live()
+    /// Whether a live vmalloc (not ioremap) area starts at `va`.
+    pub(crate) fn is_vmalloc_start(&self, va: VirtAddr) -> bool {
+        va.is_page_aligned() && matches!(self.areas.get(va.as_u32() >> 12), Some((_, AreaKind::Vmalloc)))
+    }
+
+    /// Number of live areas.
+    pub(crate) fn live(&self) -> usize {
+        self.areas.live()
     }
 }
 
+/// The page with page number `page_number`.
 pub(crate) fn page_of(page_number: u32) -> Page {
     Page::containing(VirtAddr::new(page_number << 12))
+}
+
+/// The pages of a window area.
+pub(crate) fn area_pages(area: Area) -> MmResult<PageRange> {
+    PageRange::new(page_of(area.start), area.pages)
 }

@@ -5,7 +5,8 @@
 //! (length, start) (best fit in one ordered lookup). Live areas map their
 //! start to their length and a payload.
 
-use crate::error::{MmError, MmResult};
+use crate::addr::VirtAddr;
+use crate::error::{Handle, MmError, MmResult};
 use alloc::collections::{BTreeMap, BTreeSet};
 
 /// An allocated area.
@@ -94,7 +95,8 @@ impl<T> RangeAllocator<T> {
     /// Frees the area starting at page `start`; [`MmError::BadHandle`] if
     /// there is none (double free, or not an area start).
     pub fn free(&mut self, start: u32) -> MmResult<(Area, T)> {
-        let (need, payload) = self.live.remove(&start).ok_or(MmError::BadHandle)?;
+        let (need, payload) =
+            self.live.remove(&start).ok_or(MmError::BadHandle(Handle::Area(VirtAddr::new(start << 12))))?;
         let area = Area { start, pages: need - self.guard };
         let (mut s, mut len) = (start, need);
         if let Some((&ps, &pl)) = self.by_start.range(..start).next_back() {
@@ -145,8 +147,8 @@ mod tests {
         assert_eq!(r.find(103).unwrap().0, a);
         assert!(r.find(104).is_none(), "guard page belongs to no area");
         r.free(b.start).unwrap();
-        assert_eq!(r.free(b.start).unwrap_err(), MmError::BadHandle);
-        assert_eq!(r.free(101).unwrap_err(), MmError::BadHandle);
+        assert_eq!(r.free(b.start).unwrap_err(), MmError::BadHandle(Handle::Area(VirtAddr::new(b.start << 12))));
+        assert_eq!(r.free(101).unwrap_err(), MmError::BadHandle(Handle::Area(VirtAddr::new(101 << 12))));
         // Best fit: the 5-page hole left by b, not the tail.
         assert_eq!(r.alloc(3, ()).unwrap().start, 105);
         r.free(105).unwrap();

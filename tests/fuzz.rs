@@ -283,7 +283,11 @@ impl<'s> World<'s> {
             }
         }
         for &d in &self.dead {
-            ensure!(self, self.mm.refcounts(d) == Err(MmError::BadHandle), "freed mm {d:?} still answers");
+            ensure!(
+                self,
+                self.mm.refcounts(d) == Err(MmError::BadHandle(Handle::Mm(Some(d)))),
+                "freed mm {d:?} still answers"
+            );
         }
         ensure!(self, self.tasks == self.expect, "tasks {:?} vs shadow {:?}", self.tasks, self.expect);
         let active = self.expect[self.cur].active_mm;
@@ -815,7 +819,7 @@ impl<'s> World<'s> {
         let sm = &self.mms[&key(id)];
         let clash = (0..count).any(|i| sm.pages.contains_key(&((start >> 12) + i)));
         let expect: Option<MmError> = if id == INIT_MM {
-            Some(MmError::BadHandle)
+            Some(MmError::BadHandle(Handle::Mm(Some(INIT_MM))))
         } else if sm.users == 0 {
             Some(MmError::Exited)
         } else if clash {
@@ -1318,14 +1322,23 @@ impl<'s> World<'s> {
             0 => (self.mm.vfree(VirtAddr::new(layout::VMALLOC_START + 0x10)), MmError::Unaligned),
             1 => (self.mm.vmalloc(0).map(|_| ()), MmError::ZeroSize),
             2 => (self.mm.vmalloc(usize::MAX).map(|_| ()), MmError::Overflow),
-            3 => (self.mm.dma_free_coherent(VirtAddr::new(layout::CONSISTENT_END - 4096)), MmError::BadHandle),
-            4 => (self.mm.iounmap(VirtAddr::new(layout::VMALLOC_END - 4096)), MmError::BadHandle),
+            3 => {
+                let va = VirtAddr::new(layout::CONSISTENT_END - 4096);
+                (self.mm.dma_free_coherent(va), MmError::BadHandle(Handle::Area(va)))
+            }
+            4 => {
+                let va = VirtAddr::new(layout::VMALLOC_END - 4096);
+                (self.mm.iounmap(va), MmError::BadHandle(Handle::Area(va)))
+            }
             5 => match stale {
-                Some(id) => (self.mm.mm_get(id), MmError::BadHandle),
+                Some(id) => (self.mm.mm_get(id), MmError::BadHandle(Handle::Mm(Some(id)))),
                 None => return Ok(Outcome::Done),
             },
-            7 => (self.mm.fixmap_free(layout::FIXMAP_SLOTS), MmError::BadHandle),
-            8 => (self.mm.fixmap_unmap(u32::MAX).map(|_| ()), MmError::BadHandle),
+            7 => (
+                self.mm.fixmap_free(layout::FIXMAP_SLOTS),
+                MmError::BadHandle(Handle::FixmapSlot(layout::FIXMAP_SLOTS)),
+            ),
+            8 => (self.mm.fixmap_unmap(u32::MAX).map(|_| ()), MmError::BadHandle(Handle::FixmapSlot(u32::MAX))),
             _ => (
                 self.mm.map_user(
                     INIT_MM,
@@ -1335,7 +1348,7 @@ impl<'s> World<'s> {
                     Prot::UserRw,
                     CacheAttr::WriteBack,
                 ),
-                MmError::BadHandle,
+                MmError::BadHandle(Handle::Mm(Some(INIT_MM))),
             ),
         };
         ensure!(self, e.0 == Err(e.1), "bad input: {:?}, expected {:?}", e.0, e.1);

@@ -15,7 +15,7 @@ use sh4_mm::fault::FaultContext;
 use sh4_mm::heap::KernelHeap;
 use sh4_mm::irqlock::{IrqLock, IrqMask};
 use sh4_mm::model::{FrameArena, Machine, PhysMemory, Sh4Model};
-use sh4_mm::{MemoryManager, MmError, MmId, MmuHw, TaskMm, VirtAddr, INIT_MM};
+use sh4_mm::{Handle, MemoryManager, MmError, MmId, MmuHw, TaskMm, VirtAddr, INIT_MM};
 use std::alloc::{GlobalAlloc, Layout};
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -186,7 +186,7 @@ impl<K: Mask> World<K> {
                     if g.deferred_frees() != before + 1 || g.dma_buffers() == 0 {
                         bad("dma_free_coherent in an interrupt handler must be queued, not done".into());
                     }
-                    if g.dma_free_coherent(buf.va) != Err(MmError::BadHandle) {
+                    if g.dma_free_coherent(buf.va) != Err(MmError::BadHandle(Handle::Area(buf.va))) {
                         bad("a second free of a queued buffer must be BadHandle".into());
                     }
                 }
@@ -505,8 +505,8 @@ fn task_context_ops_refused_in_interrupt_and_frees_queued() {
             "Err(InInterrupt)",
             "Err(InInterrupt)",
             "Ok(())",
-            "Err(BadHandle)",
-            "Err(BadHandle)",
+            format!("Err(BadHandle(Area({v:?})))").as_str(),
+            "Err(BadHandle(Area(VirtAddr(0xc3000000))))",
             "Ok(())",
             "2"
         ],
@@ -517,5 +517,5 @@ fn task_context_ops_refused_in_interrupt_and_frees_queued() {
     lock(&w).mm_put(p, |_, _| {}).unwrap();
     let after = w.balance();
     assert_eq!((after[2], after[3], after[4]), (base[2] - 1, base[3] - 1, 0));
-    assert_eq!(lock(&w).vfree(v), Err(MmError::BadHandle), "freed once, by the queue");
+    assert_eq!(lock(&w).vfree(v), Err(MmError::BadHandle(Handle::Area(v))), "freed once, by the queue");
 }

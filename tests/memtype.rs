@@ -65,7 +65,10 @@ fn p1_declared_ranges_and_ioremap_attributes() {
         .unwrap();
     mm.iounmap(wb).unwrap();
     mm.memtype_release(image, 1 << 20, CacheAttr::WriteBack).unwrap();
-    assert_eq!(mm.memtype_release(image, 1 << 20, CacheAttr::WriteBack), Err(MmError::BadHandle));
+    assert_eq!(
+        mm.memtype_release(image, 1 << 20, CacheAttr::WriteBack),
+        Err(MmError::BadHandle(Handle::Reservation(image)))
+    );
     assert!(mm.memtypes().is_empty());
 }
 

@@ -4,7 +4,7 @@
 //! error included, must be the same.
 
 use sh4_mm::memtype::MemTypes;
-use sh4_mm::{CacheAttr, Frame, MmError, MmResult};
+use sh4_mm::{CacheAttr, Frame, Handle, MmError, MmResult, PhysAddr};
 
 /// The specification: every reservation in a list.
 #[derive(Default)]
@@ -41,7 +41,9 @@ impl Naive {
     }
 
     fn release(&mut self, pfn: u32, pages: u32, attr: CacheAttr) -> MmResult<()> {
-        let i = self.list.iter().position(|&e| e == (pfn, pages, attr)).ok_or(MmError::BadHandle)?;
+        let i = self.list.iter().position(|&e| e == (pfn, pages, attr)).ok_or(MmError::BadHandle(
+            Handle::Reservation(Frame::from_pfn(pfn).map(Frame::start).unwrap_or_default()),
+        ))?;
         self.list.swap_remove(i);
         Ok(())
     }
@@ -189,6 +191,9 @@ fn many_single_frames_beside_one_long_range() {
     for pfn in (1 << 20)..(1 << 20) + 20_000 {
         m.release(pfn, 1, CacheAttr::WriteBack).unwrap();
     }
-    assert_eq!(m.release(0, 1 << 20, CacheAttr::Uncached), Err(MmError::BadHandle));
+    assert_eq!(
+        m.release(0, 1 << 20, CacheAttr::Uncached),
+        Err(MmError::BadHandle(Handle::Reservation(PhysAddr::new(0).unwrap())))
+    );
     assert_eq!(m.len(), 2);
 }

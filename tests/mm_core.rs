@@ -113,14 +113,14 @@ fn kernel_thread_borrows_active_mm_and_keeps_it_alive() {
     let mut proc_b = TaskMm::user(q);
     mm.context_switch(&mut kthread2, &mut proc_b).unwrap();
     assert_eq!(mm.active(), q);
-    assert_eq!(mm.pgd(p), Err(MmError::BadHandle), "freed with the last reference");
+    assert_eq!(mm.pgd(p), Err(MmError::BadHandle(Handle::Mm(Some(p)))), "freed with the last reference");
     // Switching to a kernel thread would lend q to it; go to init_mm directly.
     mm.switch_mm(INIT_MM).unwrap();
     mm.mm_put(q, |_, _| {}).unwrap();
     mm.allocator_mut().free(f, 1);
     assert_eq!(mm.allocator().live(), base);
     assert_eq!(mm.allocator().bad_frees, 0);
-    assert_eq!(mm.mm_put(p, |_, _| {}), Err(MmError::BadHandle), "stale handle");
+    assert_eq!(mm.mm_put(p, |_, _| {}), Err(MmError::BadHandle(Handle::Mm(Some(p)))), "stale handle");
 }
 
 #[test]
@@ -158,15 +158,17 @@ fn windows_reject_bad_input_with_errors() {
     assert_eq!(mm.ioremap(PhysAddr::new(0x0400_0004).unwrap(), 4, CacheAttr::Uncached), Err(MmError::Unaligned));
     assert_eq!(mm.ioremap(PhysAddr::new(0x1FFF_F000).unwrap(), 8192, CacheAttr::Uncached), Err(MmError::Overflow));
     let io = mm.ioremap(pa, 0x100, CacheAttr::Uncached).unwrap();
-    assert_eq!(mm.vfree(io), Err(MmError::BadHandle), "vfree of an ioremap area");
+    assert_eq!(mm.vfree(io), Err(MmError::BadHandle(Handle::Area(io))), "vfree of an ioremap area");
     let v = mm.vmalloc(5000).unwrap();
-    assert_eq!(mm.iounmap(v), Err(MmError::BadHandle));
+    assert_eq!(mm.iounmap(v), Err(MmError::BadHandle(Handle::Area(v))));
     assert_eq!(mm.vfree(VirtAddr::new(v.as_u32() + 4)), Err(MmError::Unaligned));
-    assert_eq!(mm.vfree(VirtAddr::new(v.as_u32() + 4096)), Err(MmError::BadHandle));
+    let inside = VirtAddr::new(v.as_u32() + 4096);
+    assert_eq!(mm.vfree(inside), Err(MmError::BadHandle(Handle::Area(inside))));
     mm.vfree(v).unwrap();
-    assert_eq!(mm.vfree(v), Err(MmError::BadHandle), "double free");
+    assert_eq!(mm.vfree(v), Err(MmError::BadHandle(Handle::Area(v))), "double free");
     mm.iounmap(io).unwrap();
-    assert_eq!(mm.dma_free_coherent(VirtAddr::new(CONSISTENT_START)), Err(MmError::BadHandle));
+    let nothing = VirtAddr::new(CONSISTENT_START);
+    assert_eq!(mm.dma_free_coherent(nothing), Err(MmError::BadHandle(Handle::Area(nothing))));
     let p = mm.mm_create().unwrap();
     let f = Frame::from_pfn(0xC000).unwrap();
     assert_eq!(
@@ -181,14 +183,17 @@ fn windows_reject_bad_input_with_errors() {
         mm.map_user(p, Page::containing(VirtAddr::new(0)), f, 0, Prot::UserRw, CacheAttr::WriteBack),
         Err(MmError::ZeroSize)
     );
-    assert_eq!(mm.fixmap_free(3), Err(MmError::BadHandle));
+    assert_eq!(mm.fixmap_free(3), Err(MmError::BadHandle(Handle::FixmapSlot(3))));
     let s = mm.fixmap_alloc().unwrap();
     mm.fixmap_map(s, f, Prot::KernelRw, CacheAttr::WriteBack).unwrap();
     assert_eq!(mm.fixmap_free(s), Err(MmError::Busy));
     assert_eq!(mm.fixmap_unmap(s).unwrap(), f);
     assert_eq!(mm.fixmap_unmap(s), Err(MmError::NotMapped(layout::fix_to_virt(s).unwrap())));
     mm.fixmap_free(s).unwrap();
-    assert_eq!(mm.fixmap_map(s, f, Prot::KernelRw, CacheAttr::WriteBack), Err(MmError::BadHandle));
+    assert_eq!(
+        mm.fixmap_map(s, f, Prot::KernelRw, CacheAttr::WriteBack),
+        Err(MmError::BadHandle(Handle::FixmapSlot(s)))
+    );
     mm.mm_put(p, |_, _| {}).unwrap();
     // Kernel PTE pages stay (other mms may hold copies of their pgd entries).
     assert_eq!(mm.allocator().live(), base + mm.kernel_pte_pages() as u32 - kernel_tables);

@@ -178,9 +178,10 @@ fn d2_init_mm_takes_no_user_mappings() {
     let f = data_frame(&mut mm, 1);
     let pg = Page::containing(VirtAddr::new(0x1000));
     let live = (mm.allocator().live(), mm.memtypes().len());
-    assert_eq!(mm.map_user(INIT_MM, pg, f, 1, Prot::UserRw, CacheAttr::WriteBack), Err(MmError::BadHandle));
-    assert_eq!(mm.unmap_user(INIT_MM, pg, 1, |_, _| {}), Err(MmError::BadHandle));
-    assert_eq!(mm.protect_user(INIT_MM, pg, 1, Prot::UserRead), Err(MmError::BadHandle));
+    let init = Err(MmError::BadHandle(Handle::Mm(Some(INIT_MM))));
+    assert_eq!(mm.map_user(INIT_MM, pg, f, 1, Prot::UserRw, CacheAttr::WriteBack), init);
+    assert_eq!(mm.unmap_user(INIT_MM, pg, 1, |_, _| {}), init.map(|()| 0));
+    assert_eq!(mm.protect_user(INIT_MM, pg, 1, Prot::UserRead), init.map(|()| 0));
     assert_eq!((mm.allocator().live(), mm.memtypes().len()), live, "nothing allocated or reserved");
 }
 
@@ -236,7 +237,7 @@ fn d4_mm_get_does_not_resurrect_an_exited_mm() {
     let q = mm.mm_create().unwrap();
     let mut b = TaskMm::user(q);
     mm.context_switch(&mut k, &mut b).unwrap();
-    assert_eq!(mm.pgd(p), Err(MmError::BadHandle), "freed with the borrow");
+    assert_eq!(mm.pgd(p), Err(MmError::BadHandle(Handle::Mm(Some(p)))), "freed with the borrow");
 }
 
 #[test]
@@ -262,7 +263,7 @@ fn d6_failed_exit_mm_changes_nothing() {
     assert_eq!(a, TaskMm::user(p), "task unchanged");
     assert_eq!(mm.refcounts(p).unwrap(), (0, 1), "counts unchanged");
     let mut boot = TaskMm::boot();
-    assert_eq!(mm.exit_mm(&mut boot, |_, _| {}), Err(MmError::BadHandle), "no mm of its own");
+    assert_eq!(mm.exit_mm(&mut boot, |_, _| {}), Err(MmError::BadHandle(Handle::Mm(None))), "no mm of its own");
     assert_eq!(boot, TaskMm::boot());
 }
 
@@ -312,13 +313,13 @@ fn d9_io_mapping_unmap_checks_before_it_unmaps() {
     let mut io = mm.io_mapping_create(PhysAddr::new(0x1000_0000).unwrap(), 4 * 4096, CacheAttr::Uncached).unwrap();
     // A kmap_coherent slot (not a claimed general slot) mapped directly.
     let va = mm.fixmap_map(0, f, Prot::KernelRw, CacheAttr::WriteBack).unwrap();
-    assert_eq!(mm.io_mapping_unmap(&mut io, va), Err(MmError::BadHandle));
+    assert_eq!(mm.io_mapping_unmap(&mut io, va), Err(MmError::BadHandle(Handle::FixmapSlot(0))));
     assert!(mm.translate(INIT_MM, va).is_ok(), "the error left the mapping in place");
     // A claimed slot holding a page that is not the io-mapping's.
     let s = mm.fixmap_alloc().unwrap();
     let g = data_frame(&mut mm, 8);
     let va2 = mm.fixmap_map(s, g, Prot::KernelRw, CacheAttr::WriteBack).unwrap();
-    assert_eq!(mm.io_mapping_unmap(&mut io, va2), Err(MmError::BadHandle));
+    assert_eq!(mm.io_mapping_unmap(&mut io, va2), Err(MmError::BadHandle(Handle::FixmapSlot(s))));
     assert!(mm.translate(INIT_MM, va2).is_ok());
     mm.fixmap_unmap(0).unwrap();
     mm.fixmap_unmap(s).unwrap();
@@ -340,8 +341,9 @@ fn d10_io_mapping_free_waits_for_its_pages() {
     assert!(matches!(mm.ioremap(page1, 4096, CacheAttr::WriteBack), Err(MmError::AttrConflict { .. })));
     mm.io_mapping_unmap(&mut io, va).unwrap();
     mm.io_mapping_free(&mut io).unwrap();
-    assert_eq!(mm.io_mapping_free(&mut io), Err(MmError::BadHandle), "freed once");
-    assert_eq!(mm.io_mapping_map(&mut io, 0), Err(MmError::BadHandle));
+    let freed = Err(MmError::BadHandle(Handle::Reservation(base)));
+    assert_eq!(mm.io_mapping_free(&mut io), freed, "freed once");
+    assert_eq!(mm.io_mapping_map(&mut io, 0), freed.map(|()| VirtAddr::new(0)));
     assert!(mm.memtypes().is_empty());
 }
 

@@ -126,6 +126,11 @@ typedef enum Sh4mmError {
    The address space has no users left (its tasks exited).
    */
   SH4MM_ERROR_EXITED = -15,
+  /*
+   The library's bookkeeping heap could not grow (the frame allocator
+   may still have frames).
+   */
+  SH4MM_ERROR_OUT_OF_MEMORY = -16,
 } Sh4mmError;
 
 /*

@@ -63,11 +63,15 @@ pub enum Sh4mmError {
     InInterrupt = -14,
     /// The address space has no users left (its tasks exited).
     Exited = -15,
+    /// The library's bookkeeping heap could not grow (the frame allocator
+    /// may still have frames).
+    OutOfMemory = -16,
 }
 
 fn code(e: MmError) -> i32 {
     (match e {
         MmError::OutOfFrames => Sh4mmError::OutOfFrames,
+        MmError::OutOfMemory => Sh4mmError::OutOfMemory,
         MmError::WindowExhausted => Sh4mmError::WindowExhausted,
         MmError::ZeroSize => Sh4mmError::ZeroSize,
         MmError::Unaligned => Sh4mmError::Unaligned,
@@ -75,7 +79,7 @@ fn code(e: MmError) -> i32 {
         MmError::BadAddress(_) => Sh4mmError::BadAddress,
         MmError::NotMapped(_) => Sh4mmError::NotMapped,
         MmError::AlreadyMapped(_) => Sh4mmError::AlreadyMapped,
-        MmError::BadHandle => Sh4mmError::BadHandle,
+        MmError::BadHandle(_) => Sh4mmError::BadHandle,
         MmError::AttrConflict { .. } => Sh4mmError::AttrConflict,
         MmError::Busy => Sh4mmError::Busy,
         MmError::Exited => Sh4mmError::Exited,
@@ -449,6 +453,7 @@ pub extern "C" fn sh4mm_strerror(err: i32) -> *const u8 {
         -13 => b"bad argument\0",
         -14 => b"not allowed in interrupt context\0",
         -15 => b"address space exited\0",
+        -16 => b"out of heap memory\0",
         _ => b"unknown error\0",
     };
     s.as_ptr()

@@ -210,7 +210,7 @@ void kmain(void)
 	int32_t err = 0;
 	for (uint32_t i = 0; i < 100000 && err == 0; i++)
 		err = sh4mm_ioremap(0x10000000 + i * 4096, 4096, SH4MM_ATTR_UNCACHED, &va);
-	check("heap_exhaustion_is_an_error", err == SH4MM_ERROR_OUT_OF_FRAMES);
+	check("heap_exhaustion_is_an_error", err == SH4MM_ERROR_OUT_OF_MEMORY);
 
 	/* Last: the library's panic path must reach os_panic above with its
 	 * message, which ends the run. */

@@ -891,7 +891,7 @@ fn bad_input() -> Result<(), String> {
         check_eq!(mm.vfree(VirtAddr::new(0xC200_0010)), Err(MmError::Unaligned), "vfree unaligned");
         let v = mm.vmalloc(100).map_err(|e| alloc::format!("{e}"))?;
         mm.vfree(v).map_err(|e| alloc::format!("{e}"))?;
-        check_eq!(mm.vfree(v), Err(MmError::BadHandle), "double vfree");
+        check_eq!(mm.vfree(v), Err(MmError::BadHandle(Handle::Area(v))), "double vfree");
         check_eq!(mm.vmalloc(usize::MAX), Err(MmError::Overflow), "overflowing size");
         Ok(())
     })
