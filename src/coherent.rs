@@ -60,7 +60,7 @@ impl<'k> Kmap<'k> {
 
     fn map<H: MmuHw, M: PhysAccess, A: FrameAllocator>(
         &mut self,
-        p: &mut Platform<H, M, A>,
+        p: &Platform<H, M, A>,
         frame: Frame,
         user_va: VirtAddr,
         bank: u32,
@@ -84,13 +84,13 @@ impl<'k> Kmap<'k> {
     /// purged first, so no stale kernel line can later overwrite the copy.
     pub(crate) fn copy_user_page<H: MmuHw, M: PhysAccess, A: FrameAllocator>(
         &mut self,
-        p: &mut Platform<H, M, A>,
+        p: &Platform<H, M, A>,
         dst: Frame,
         src: Frame,
         user_va: VirtAddr,
     ) -> MmResult<()> {
         p.hw.cache_op(CacheOp::Purge, dst.start().to_p1().as_u32(), PAGE_SIZE);
-        let saved = p.hw.irq_save();
+        let _irq = IrqGuard::new(&p.hw);
         let mut undo = Undo::new();
         let r = (|| {
             let (s_slot, s_va) = self.map(p, src, user_va, SRC)?;
@@ -109,7 +109,6 @@ impl<'k> Kmap<'k> {
         if let Ok(s_slot) = r {
             self.unmap(p, s_slot);
         }
-        p.hw.irq_restore(saved);
         r.map(drop)
     }
 
@@ -117,21 +116,17 @@ impl<'k> Kmap<'k> {
     /// congruent with `user_va` (and purges `dst`'s P1 alias first).
     pub(crate) fn clear_user_page<H: MmuHw, M: PhysAccess, A: FrameAllocator>(
         &mut self,
-        p: &mut Platform<H, M, A>,
+        p: &Platform<H, M, A>,
         dst: Frame,
         user_va: VirtAddr,
     ) -> MmResult<()> {
         p.hw.cache_op(CacheOp::Purge, dst.start().to_p1().as_u32(), PAGE_SIZE);
-        let saved = p.hw.irq_save();
-        let r = (|| {
-            let (slot, va) = self.map(p, dst, user_va, DST)?;
-            // SAFETY: the slot was just mapped writable; interrupts are masked.
-            unsafe { p.hw.clear_page(va.as_u32()) };
-            self.unmap(p, slot);
-            Ok(())
-        })();
-        p.hw.irq_restore(saved);
-        r
+        let _irq = IrqGuard::new(&p.hw);
+        let (slot, va) = self.map(p, dst, user_va, DST)?;
+        // SAFETY: the slot was just mapped writable; interrupts are masked.
+        unsafe { p.hw.clear_page(va.as_u32()) };
+        self.unmap(p, slot);
+        Ok(())
     }
 }
 

@@ -68,7 +68,7 @@ impl ConsistentWindow {
             // back over what the device writes.
             p.zero_frames_purged(frames);
             let range = area_pages(area)?;
-            table.map(p, range, Prot::KernelRw, CacheAttr::Uncached, PteFlags::empty(), |i| {
+            table.map(&p.mem, &mut p.alloc, range, Prot::KernelRw, CacheAttr::Uncached, PteFlags::empty(), |i| {
                 frames.get(i).unwrap_or(first)
             })?;
             Ok(DmaBuffer { va: range.first().start(), phys: first.start(), pages })

@@ -13,8 +13,8 @@
 use crate::addr::{Frame, FrameRange, Page, PageRange, VirtAddr};
 use crate::bits::Bits;
 use crate::error::{Handle, MmError, MmResult};
-use crate::frame::{FrameAllocator, PhysAccess};
-use crate::hw::MmuHw;
+use crate::frame::{FrameAllocator, NoFrames, PhysAccess};
+use crate::hw::{IrqGuard, MmuHw};
 use crate::kspace::KernelTable;
 use crate::layout::{fix_to_virt, virt_to_fix, FIXMAP_SLOTS, KMAP_COHERENT_SLOTS};
 use crate::manager::Platform;
@@ -73,7 +73,7 @@ impl Fixmap {
     pub(crate) fn map<H: MmuHw, M: PhysAccess, A: FrameAllocator>(
         &self,
         table: &KernelTable,
-        p: &mut Platform<H, M, A>,
+        p: &Platform<H, M, A>,
         memtypes: &mut MemTypes,
         slot: u32,
         frame: Frame,
@@ -99,7 +99,7 @@ impl Fixmap {
     fn map_pte<H: MmuHw, M: PhysAccess, A: FrameAllocator>(
         &self,
         table: &KernelTable,
-        p: &mut Platform<H, M, A>,
+        p: &Platform<H, M, A>,
         slot: u32,
         frame: Frame,
         prot: Prot,
@@ -119,16 +119,14 @@ impl Fixmap {
         // an interrupt handler touching the slot in between would load the
         // entry through a TLB miss (`tlb::load` would still invalidate it
         // first, but nothing should be able to observe a half-made slot).
-        // The fixmap's PTE page exists from `new`, so nothing is allocated.
-        let saved = p.hw.irq_save();
-        let r = table.map(p, one, prot, attr, extra, |_| frame);
-        if r.is_ok() {
-            if let Some(pte) = table.view(&p.mem).get(va) {
-                tlb::load(&p.hw, page, pte);
-            }
+        // The fixmap's PTE page exists from `new`, so nothing is allocated
+        // (`NoFrames` would make that an error rather than an allocation).
+        let _irq = IrqGuard::new(&p.hw);
+        table.map(&p.mem, &mut NoFrames, one, prot, attr, extra, |_| frame)?;
+        if let Some(pte) = table.view(&p.mem).get(va) {
+            tlb::load(&p.hw, page, pte);
         }
-        p.hw.irq_restore(saved);
-        r.map(|()| va)
+        Ok(va)
     }
 
     /// Unmaps `slot`, purging its cache lines and flushing its TLB entry,
@@ -153,7 +151,7 @@ impl Fixmap {
     pub(crate) fn io_mapping_map<H: MmuHw, M: PhysAccess, A: FrameAllocator>(
         &mut self,
         table: &KernelTable,
-        p: &mut Platform<H, M, A>,
+        p: &Platform<H, M, A>,
         io: &mut IoMapping,
         index: u32,
     ) -> MmResult<VirtAddr> {

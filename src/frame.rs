@@ -16,6 +16,20 @@ pub trait FrameAllocator {
     fn free(&mut self, first: Frame, count: u32);
 }
 
+/// An allocator with no frames, for a mapping that must not allocate (the
+/// fixmap: its PTE page exists from `MemoryManager::new` on). A call that
+/// would need a frame fails with [`crate::MmError::OutOfFrames`] instead.
+pub(crate) struct NoFrames;
+
+impl FrameAllocator for NoFrames {
+    fn alloc(&mut self, _count: u32) -> Option<Frame> {
+        None
+    }
+    fn free(&mut self, first: Frame, count: u32) {
+        debug_assert!(false, "NoFrames never handed out {count} frames at {first:?}");
+    }
+}
+
 impl<A: FrameAllocator + ?Sized> FrameAllocator for &mut A {
     fn alloc(&mut self, count: u32) -> Option<Frame> {
         (**self).alloc(count)

@@ -68,9 +68,11 @@ impl KernelTable {
 
     /// Maps `pages` (shared, dirty, accessed; `extra` added), page `i` to
     /// `frame_of(i)`. All or nothing (see [`PageTable::map`]).
-    pub(crate) fn map<H: MmuHw, M: PhysAccess, A: FrameAllocator>(
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn map<M: PhysAccess>(
         &self,
-        p: &mut Platform<H, M, A>,
+        mem: &M,
+        alloc: &mut dyn FrameAllocator,
         pages: PageRange,
         prot: Prot,
         attr: CacheAttr,
@@ -78,7 +80,7 @@ impl KernelTable {
         mut frame_of: impl FnMut(u32) -> Frame,
     ) -> MmResult<()> {
         let flags = extra | PteFlags::SH | PteFlags::D | PteFlags::ACCESSED;
-        self.view(&p.mem).map(&mut p.alloc, pages.first(), pages.pages(), |i| Pte::new(frame_of(i), prot, attr, flags))
+        self.view(mem).map(alloc, pages.first(), pages.pages(), |i| Pte::new(frame_of(i), prot, attr, flags))
     }
 
     /// Unmaps `pages`, reporting each present PTE to `on_unmap`; returns how
@@ -223,7 +225,7 @@ impl KernelSpace {
     /// See [`crate::MemoryManager::io_mapping_map`].
     pub(crate) fn io_mapping_map<H: MmuHw, M: PhysAccess, A: FrameAllocator>(
         &mut self,
-        p: &mut Platform<H, M, A>,
+        p: &Platform<H, M, A>,
         io: &mut IoMapping,
         index: u32,
     ) -> MmResult<VirtAddr> {

@@ -513,7 +513,7 @@ impl<H: MmuHw, M: PhysAccess, A: FrameAllocator> MemoryManager<H, M, A> {
     /// claimed, [`MmError::AlreadyMapped`], or the memtype conflict.
     pub fn fixmap_map(&mut self, slot: u32, frame: Frame, prot: Prot, attr: CacheAttr) -> MmResult<VirtAddr> {
         let (fixmap, table) = self.kernel.fixmap_mut();
-        fixmap.map(table, &mut self.p, &mut self.memtypes, slot, frame, prot, attr)
+        fixmap.map(table, &self.p, &mut self.memtypes, slot, frame, prot, attr)
     }
 
     /// Unmaps fixmap slot `slot`, purging its cache lines and flushing its
@@ -543,7 +543,7 @@ impl<H: MmuHw, M: PhysAccess, A: FrameAllocator> MemoryManager<H, M, A> {
     /// attribute; [`MmError::AlreadyMapped`] if a slot is in use.
     pub fn copy_user_page(&mut self, dst: Frame, src: Frame, user_va: VirtAddr) -> MmResult<()> {
         let (fixmap, table) = self.kernel.fixmap_mut();
-        Kmap::new(fixmap, table, &mut self.memtypes).copy_user_page(&mut self.p, dst, src, user_va)
+        Kmap::new(fixmap, table, &mut self.memtypes).copy_user_page(&self.p, dst, src, user_va)
     }
 
     /// Zeroes user page `dst` that will live at `user_va`, through a slot
@@ -553,7 +553,7 @@ impl<H: MmuHw, M: PhysAccess, A: FrameAllocator> MemoryManager<H, M, A> {
     /// As [`Self::copy_user_page`].
     pub fn clear_user_page(&mut self, dst: Frame, user_va: VirtAddr) -> MmResult<()> {
         let (fixmap, table) = self.kernel.fixmap_mut();
-        Kmap::new(fixmap, table, &mut self.memtypes).clear_user_page(&mut self.p, dst, user_va)
+        Kmap::new(fixmap, table, &mut self.memtypes).clear_user_page(&self.p, dst, user_va)
     }
 
     // ----- memtypes (memtype.rs) -----
@@ -606,7 +606,7 @@ impl<H: MmuHw, M: PhysAccess, A: FrameAllocator> MemoryManager<H, M, A> {
     /// index past its end, [`MmError::WindowExhausted`] if no fixmap slot is
     /// free.
     pub fn io_mapping_map(&mut self, io: &mut IoMapping, index: u32) -> MmResult<VirtAddr> {
-        self.kernel.io_mapping_map(&mut self.p, io, index)
+        self.kernel.io_mapping_map(&self.p, io, index)
     }
 
     /// Unmaps a page of `io` mapped by [`Self::io_mapping_map`]. Everything

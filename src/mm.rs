@@ -13,7 +13,7 @@ use crate::addr::{Frame, Page, PageRange, PhysAddr, Region, VirtAddr};
 use crate::asid::{AsidAllocator, Assigned, NO_CONTEXT};
 use crate::error::{Handle, MmError, MmResult};
 use crate::frame::{FrameAllocator, PhysAccess};
-use crate::hw::MmuHw;
+use crate::hw::{IrqGuard, MmuHw};
 use crate::kspace::KernelTable;
 use crate::manager::Platform;
 use crate::memtype::MemTypes;
@@ -333,13 +333,14 @@ impl AddressSpaces {
         next: MmId,
     ) -> MmResult<()> {
         let (pgd, a) = self.assign_asid(next)?;
-        let saved = p.hw.irq_save();
-        p.hw.set_ttb(pgd.start().to_p1().as_u32());
-        if a.flush_all {
-            tlb::flush_all(&p.hw);
+        {
+            let _irq = IrqGuard::new(&p.hw);
+            p.hw.set_ttb(pgd.start().to_p1().as_u32());
+            if a.flush_all {
+                tlb::flush_all(&p.hw);
+            }
+            p.hw.set_pteh(a.asid as u32);
         }
-        p.hw.set_pteh(a.asid as u32);
-        p.hw.irq_restore(saved);
         self.active = next;
         Ok(())
     }

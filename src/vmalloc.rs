@@ -73,7 +73,9 @@ impl VmallocWindow {
             memtypes.reserve_each(frames.iter().copied(), CacheAttr::WriteBack)?;
             undo.push(Step::FrameListMemtypes(CacheAttr::WriteBack));
             let range = area_pages(area)?;
-            table.map(p, range, Prot::KernelRw, CacheAttr::WriteBack, PteFlags::empty(), |i| frames[i as usize])?;
+            table.map(&p.mem, &mut p.alloc, range, Prot::KernelRw, CacheAttr::WriteBack, PteFlags::empty(), |i| {
+                frames[i as usize]
+            })?;
             Ok(range.first().start())
         })();
         undo.finish(r, |step| match step {
@@ -106,8 +108,9 @@ impl VmallocWindow {
             let area = self.areas.alloc(frames.frames(), AreaKind::Ioremap { phys, attr })?;
             undo.push(Step::VmallocArea(area.start));
             let range = area_pages(area)?;
-            table
-                .map(p, range, Prot::KernelRw, attr, PteFlags::SPECIAL, |i| frames.get(i).unwrap_or(frames.first()))?;
+            table.map(&p.mem, &mut p.alloc, range, Prot::KernelRw, attr, PteFlags::SPECIAL, |i| {
+                frames.get(i).unwrap_or(frames.first())
+            })?;
             Ok(range.first().start())
         })();
         undo.finish(r, |step| match step {
