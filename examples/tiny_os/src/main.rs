@@ -20,6 +20,7 @@ use sh4_rt::{console, exc, heap, qemu};
 use alloc::collections::BTreeMap;
 use sh4_mm::fault::{FaultInfo, FaultKind};
 use sh4_mm::frame::{BitmapFrames, P1Access};
+use sh4_mm::irqlock::IrqLock;
 use sh4_mm::sh4::Sh4Hw;
 use sh4_mm::*;
 use spin::Mutex;
@@ -30,7 +31,10 @@ type Mm = MemoryManager<Sh4Hw, P1Access, BitmapFrames<384>>;
 const HW: Sh4Hw = unsafe { Sh4Hw::new() };
 // SAFETY: as for `HW`.
 const PHYS: P1Access = unsafe { P1Access::new() };
-static MM: Mutex<Option<Mm>> = Mutex::new(None);
+/// The manager, behind the interrupt-safe lock the crate provides: held, it
+/// masks interrupts, and a re-entry (a fault taken while it is held) gets an
+/// error instead of spinning forever.
+static MM: IrqLock<Option<Mm>, Sh4Hw> = IrqLock::new(HW, None);
 
 const CODE: u32 = 0x0040_0000;
 const STACK: u32 = 0x0080_0000;
@@ -136,7 +140,7 @@ fn cow_fault(info: &FaultInfo) -> bool {
     if info.kind != FaultKind::Protection || info.expevt != 0x0C0 {
         return false;
     }
-    let (Some(mut g), Some(mut cow)) = (MM.try_lock(), COW.try_lock()) else { return false };
+    let (Ok(mut g), Some(mut cow)) = (MM.lock(), COW.try_lock()) else { return false };
     let Some(mm) = g.as_mut() else { return false };
     let id = mm.active();
     let va = info.addr.as_u32() & !0xFFF;
@@ -155,7 +159,10 @@ fn cow_fault(info: &FaultInfo) -> bool {
         mm.allocator_mut().free(new, 1);
         return false;
     }
-    let _ = mm.unmap_user(id, page(va), 1, |_, _| {});
+    if mm.unmap_user(id, page(va), 1, |_, _| {}).is_err() {
+        mm.allocator_mut().free(new, 1);
+        return false;
+    }
     cow.sharers.insert(old.pfn(), n - 1);
     mm.map_user(id, page(va), new, 1, Prot::UserRw, CacheAttr::WriteBack).is_ok()
 }
@@ -163,7 +170,7 @@ fn cow_fault(info: &FaultInfo) -> bool {
 /// Schedules `p` and runs a user program on it; the MM lock is not held
 /// while user code runs (its page faults need it).
 fn run(sched: &mut Sched, p: &Process, program: &u8, arg: u32) -> u32 {
-    sched.switch_to(MM.lock().as_mut().expect("mm"), p.task);
+    sched.switch_to(MM.lock().expect("mm lock").as_mut().expect("mm"), p.task);
     let entry = CODE + (program as *const u8 as u32 - (&raw const sh4mm_user_prog_inc) as u32);
     // SAFETY: the process maps its programs, stack and data; they trap back.
     unsafe { sh4mm_user_call(entry, STACK + 4096, arg) }
@@ -187,7 +194,7 @@ pub extern "C" fn kmain() -> ! {
     let mm = MemoryManager::new(HW, PHYS, frames).expect("mm");
     exc::set_fault_context(mm.fault_context());
     mm.enable_mmu();
-    *MM.lock() = Some(mm);
+    *MM.lock().expect("mm lock") = Some(mm);
     *exc::USER_FAULT_HOOK.lock() = Some(cow_fault);
     let (mut passed, mut failed) = (0, 0);
     let mut report = |name: &str, ok: bool| {
@@ -203,7 +210,7 @@ pub extern "C" fn kmain() -> ! {
 
     let mut sched = Sched { tasks: alloc::vec![TaskMm::boot()], current: 0 };
     let (a, b) = {
-        let mut g = MM.lock();
+        let mut g = MM.lock().expect("mm lock");
         let mm = g.as_mut().expect("mm");
         let (mut a, mut b) = (spawn(mm, 0xAAAA), spawn(mm, 0xBBBB));
         a.task = sched.add(TaskMm::user(a.mm));
@@ -218,7 +225,7 @@ pub extern "C" fn kmain() -> ! {
     // memory vmalloc'ed after b was created (vmalloc_fault into b's table).
     let kthread = sched.add(TaskMm::kernel_thread());
     let ok = {
-        let mut g = MM.lock();
+        let mut g = MM.lock().expect("mm lock");
         let mm = g.as_mut().expect("mm");
         sched.switch_to(mm, kthread);
         let buf = mm.vmalloc(4096).expect("vmalloc");
@@ -227,16 +234,16 @@ pub extern "C" fn kmain() -> ! {
         drop(g);
         // SAFETY: runs the thread body on its own (P1) stack.
         let v = unsafe { sh4mm_call_on_stack(kthread_body, buf.as_u32(), stack.start().to_p1().as_u32() + 8192) };
-        let mut g = MM.lock();
+        let mut g = MM.lock().expect("mm lock");
         let mm = g.as_mut().expect("mm");
         mm.allocator_mut().free(stack, 2);
-        let _ = mm.vfree(buf);
-        borrowed && v == 0x7E11
+        let freed = mm.vfree(buf).is_ok();
+        freed && borrowed && v == 0x7E11
     };
     report("kernel_thread_borrows_mm", ok);
 
     let c = {
-        let mut g = MM.lock();
+        let mut g = MM.lock().expect("mm lock");
         let mm = g.as_mut().expect("mm");
         let mut c = fork(mm, &a);
         c.task = sched.add(TaskMm::user(c.mm));
