@@ -12,7 +12,7 @@
 //! `vmalloc_fault`. PTE pages of P3 are therefore never freed: any mm may
 //! hold a copy of the first-level entry that points at them.
 
-use crate::addr::{Frame, PageRange, PhysAddr, VirtAddr};
+use crate::addr::{Frame, FrameRange, PageRange, PhysAddr, VirtAddr};
 use crate::consistent::{ConsistentWindow, DmaBuffer};
 use crate::error::{MmError, MmResult};
 use crate::fixmap::Fixmap;
@@ -24,6 +24,7 @@ use crate::memtype::{IoMapping, MemTypes};
 use crate::mutation::{self, Mutation};
 use crate::pgtable::{PageTable, KERNEL_PGDS};
 use crate::pte::{CacheAttr, Prot, Pte, PteFlags};
+use crate::rollback::{not_recorded_here, Step, Undo};
 use crate::vmalloc::{AreaKind, VmallocWindow};
 
 /// `swapper_pg_dir`, the reference kernel table.
@@ -39,12 +40,21 @@ impl KernelTable {
     /// fixmap slot never allocates: the cache purges that unmapping needs
     /// (coherent.rs) then cannot fail halfway through a teardown.
     pub(crate) fn new<M: PhysAccess, A: FrameAllocator>(mem: &M, alloc: &mut A) -> MmResult<Self> {
-        let swapper = alloc.alloc(1).ok_or(MmError::OutOfFrames)?;
+        let mut undo = Undo::new();
+        let r = (|| {
+            let swapper = alloc.alloc(1).ok_or(MmError::OutOfFrames)?;
+            undo.push(Step::Frames(FrameRange::one(swapper)));
+            let fix_table = alloc.alloc(1).ok_or(MmError::OutOfFrames)?;
+            Ok((swapper, fix_table))
+        })();
+        let (swapper, fix_table) = undo.finish(r, |step| match step {
+            Step::Frames(f) => {
+                alloc.free(f.first(), f.frames());
+                Ok(())
+            }
+            other => not_recorded_here(other),
+        })?;
         mem.zero_frame(swapper);
-        let Some(fix_table) = alloc.alloc(1) else {
-            alloc.free(swapper, 1);
-            return Err(MmError::OutOfFrames);
-        };
         mem.zero_frame(fix_table);
         let linked =
             PageTable::view(mem, swapper).set_pgd_raw(FIXMAP_START as usize >> 22, fix_table.start().to_p1().as_u32());
