@@ -106,7 +106,7 @@ impl Fixmap {
         attr: CacheAttr,
         extra: PteFlags,
     ) -> MmResult<VirtAddr> {
-        let va = fix_to_virt(slot).ok_or(bad_slot(slot))?;
+        let va = fix_to_virt(slot).ok_or_else(|| bad_slot(slot))?;
         if slot >= KMAP_COHERENT_SLOTS && !self.used.get(slot) {
             return Err(bad_slot(slot));
         }
@@ -138,7 +138,7 @@ impl Fixmap {
         memtypes: &mut MemTypes,
         slot: u32,
     ) -> MmResult<Frame> {
-        let va = fix_to_virt(slot).ok_or(bad_slot(slot))?;
+        let va = fix_to_virt(slot).ok_or_else(|| bad_slot(slot))?;
         let pte = Self::entry(table, &p.mem, slot).ok_or(MmError::NotMapped(va))?;
         table.unmap(p, PageRange::new(Page::containing(va), 1)?, |_, _| {});
         memtypes.release_pte(pte);

@@ -124,12 +124,23 @@ impl AddressSpaces {
         self.active
     }
 
+    // The lookups return `Option` and the error is made by the caller: a
+    // `Result` with the error's payload is returned through memory (and
+    // copied with a call to memcpy by the SH-4 build) even on success.
+    fn slot(&self, id: MmId) -> Option<&MmData> {
+        self.slots.get(id.index as usize).filter(|s| s.gen == id.gen).and_then(|s| s.data.as_ref())
+    }
+
+    fn slot_mut(&mut self, id: MmId) -> Option<&mut MmData> {
+        self.slots.get_mut(id.index as usize).filter(|s| s.gen == id.gen).and_then(|s| s.data.as_mut())
+    }
+
     fn data(&self, id: MmId) -> MmResult<&MmData> {
-        self.slots.get(id.index as usize).filter(|s| s.gen == id.gen).and_then(|s| s.data.as_ref()).ok_or(bad(id))
+        self.slot(id).ok_or_else(|| bad(id))
     }
 
     fn data_mut(&mut self, id: MmId) -> MmResult<&mut MmData> {
-        self.slots.get_mut(id.index as usize).filter(|s| s.gen == id.gen).and_then(|s| s.data.as_mut()).ok_or(bad(id))
+        self.slot_mut(id).ok_or_else(|| bad(id))
     }
 
     /// The first-level table of an address space that may hold user
@@ -303,7 +314,7 @@ impl AddressSpaces {
     ) -> MmResult<()> {
         self.data_mut(id)?.context = NO_CONTEXT;
         if self.active == id {
-            let (_, a) = self.assign_asid(id)?;
+            let (_, a) = self.assign_asid(id).ok_or_else(|| bad(id))?;
             if a.flush_all {
                 tlb::flush_all(&p.hw);
             }
@@ -314,16 +325,11 @@ impl AddressSpaces {
 
     /// `id`'s first-level table and its ASID (assigned now if its context
     /// is from an older generation): one slot lookup, no hardware access.
-    fn assign_asid(&mut self, id: MmId) -> MmResult<(Frame, Assigned)> {
-        let data = self
-            .slots
-            .get_mut(id.index as usize)
-            .filter(|s| s.gen == id.gen)
-            .and_then(|s| s.data.as_mut())
-            .ok_or(bad(id))?;
+    fn assign_asid(&mut self, id: MmId) -> Option<(Frame, Assigned)> {
+        let data = self.slots.get_mut(id.index as usize).filter(|s| s.gen == id.gen).and_then(|s| s.data.as_mut())?;
         let a =
             if id == INIT_MM { Assigned { asid: 0, flush_all: false } } else { self.asids.assign(&mut data.context) };
-        Ok((data.pgd, a))
+        Some((data.pgd, a))
     }
 
     /// See [`crate::MemoryManager::switch_mm`].
@@ -332,7 +338,7 @@ impl AddressSpaces {
         p: &Platform<H, M, A>,
         next: MmId,
     ) -> MmResult<()> {
-        let (pgd, a) = self.assign_asid(next)?;
+        let (pgd, a) = self.assign_asid(next).ok_or_else(|| bad(next))?;
         {
             let _irq = IrqGuard::new(&p.hw);
             p.hw.set_ttb(pgd.start().to_p1().as_u32());

@@ -53,12 +53,14 @@ pub(crate) struct Undo {
 
 impl Undo {
     /// An empty log.
+    #[inline(always)]
     pub(crate) const fn new() -> Self {
         Undo { steps: [None; MAX_STEPS], len: 0 }
     }
 
     /// Records a completed step.
     #[track_caller]
+    #[inline(always)]
     pub(crate) fn push(&mut self, step: Step) {
         debug_assert!(self.len < MAX_STEPS, "undo log full: raise MAX_STEPS");
         if let Some(slot) = self.steps.get_mut(self.len) {
@@ -71,16 +73,26 @@ impl Undo {
     /// `undo` reverses each recorded step, the last one first, and the
     /// original error is returned.
     #[track_caller]
-    pub(crate) fn finish<T>(mut self, result: MmResult<T>, mut undo: impl FnMut(Step) -> MmResult<()>) -> MmResult<T> {
-        let steps = core::mem::replace(&mut self.steps, [None; MAX_STEPS]);
+    #[inline(always)]
+    pub(crate) fn finish<T>(mut self, result: MmResult<T>, undo: impl FnMut(Step) -> MmResult<()>) -> MmResult<T> {
         let len = core::mem::replace(&mut self.len, 0);
         if result.is_err() {
-            for step in steps.into_iter().take(len).rev().flatten() {
+            self.unwind(len, undo);
+        }
+        result
+    }
+
+    /// Undoes the first `len` steps, last first (the error path: kept out of
+    /// line, so that the success path of every operation stays short).
+    #[cold]
+    #[track_caller]
+    fn unwind(&mut self, len: usize, mut undo: impl FnMut(Step) -> MmResult<()>) {
+        for slot in self.steps.iter_mut().take(len).rev() {
+            if let Some(step) = slot.take() {
                 let undone = undo(step);
                 debug_assert!(undone.is_ok(), "undoing {step:?} failed: {undone:?}");
             }
         }
-        result
     }
 }
 

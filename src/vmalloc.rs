@@ -135,10 +135,10 @@ impl VmallocWindow {
             return Err(MmError::Unaligned);
         }
         let key = va.as_u32() >> 12;
-        let bad = MmError::BadHandle(Handle::Area(va));
-        let (area, &kind) = self.areas.get(key).ok_or(bad)?;
+        let bad = || MmError::BadHandle(Handle::Area(va));
+        let (area, &kind) = self.areas.get(key).ok_or_else(bad)?;
         if vmalloc != (kind == AreaKind::Vmalloc) {
-            return Err(bad);
+            return Err(bad());
         }
         let range = area_pages(area)?;
         if let AreaKind::Ioremap { phys, attr } = kind {

@@ -96,7 +96,7 @@ impl<T> RangeAllocator<T> {
     /// there is none (double free, or not an area start).
     pub fn free(&mut self, start: u32) -> MmResult<(Area, T)> {
         let (need, payload) =
-            self.live.remove(&start).ok_or(MmError::BadHandle(Handle::Area(VirtAddr::new(start << 12))))?;
+            self.live.remove(&start).ok_or_else(|| MmError::BadHandle(Handle::Area(VirtAddr::new(start << 12))))?;
         let area = Area { start, pages: need - self.guard };
         let (mut s, mut len) = (start, need);
         if let Some((&ps, &pl)) = self.by_start.range(..start).next_back() {
