@@ -59,9 +59,6 @@ impl<H: MmuHw, M: PhysAccess, A: FrameAllocator> MemoryManager<H, M, A> {
     /// one would hand stale data to the next mapping of the same colour.
     /// Linux/SH does the same in `flush_cache_vunmap`.
     pub(crate) fn purge_kernel_range(&self, start: Page, count: u32) {
-        if mutation::enabled(Mutation::UnmapNoCachePurge) {
-            return;
-        }
         // The current run of cached pages: first va and length (0: none).
         // Two plain words, not an Option of a pair: the SH-4 build copies
         // such an aggregate with an out-of-line memcpy on every page.
@@ -93,9 +90,6 @@ impl<H: MmuHw, M: PhysAccess, A: FrameAllocator> MemoryManager<H, M, A> {
     /// by VA\[13:5\] and tagged by the physical address). Linux/SH's
     /// `flush_cache_page` uses kmap_coherent for another mm's page the same way.
     pub(crate) fn purge_user_range(&self, pgd: Frame, start: Page, count: u32) {
-        if mutation::enabled(Mutation::UnmapNoCachePurge) {
-            return;
-        }
         PageTable::view(&self.mem, pgd).for_each_present(start, count, |page, pte| {
             if pte.cache_attr() != CacheAttr::Uncached {
                 self.purge_frame_at_colour(pte.frame(), page.start().colour());

@@ -651,23 +651,15 @@ impl<H: MmuHw, M: PhysAccess, A: FrameAllocator> MemoryManager<H, M, A> {
         })
     }
 
-    /// Unmaps kernel pages from `swapper_pg_dir` and flushes them (unless the
-    /// `KernelUnmapNoFlush` mutation is on). PTE pages are never freed: other
-    /// mms may hold copies of the first-level entries.
+    /// Unmaps kernel pages from `swapper_pg_dir` and flushes them. PTE pages
+    /// are never freed: other mms may hold copies of the first-level entries.
     pub(crate) fn unmap_kernel(&mut self, start: Page, count: u32, on_unmap: impl FnMut(Page, Pte)) -> u32 {
         // Purged while still mapped (the purge goes through the mapping).
         self.purge_kernel_range(start, count);
         let swapper = self.swapper;
         let (n, pending) = PageTable::view(&self.mem, swapper).unmap(start, count, on_unmap);
         // Kernel pages are shared (SH=1): any ASID finds them.
-        let flush = pending.for_asid(0);
-        if mutation::enabled(Mutation::KernelUnmapNoFlush) {
-            // SAFETY: not safe at all: the deliberately broken variant that
-            // the mutation tests must catch (feature `mutations`, host only).
-            unsafe { flush.ignore() };
-        } else {
-            flush.flush(&self.hw);
-        }
+        pending.for_asid(0).flush(&self.hw);
         n
     }
 
