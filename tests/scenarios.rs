@@ -134,10 +134,7 @@ fn nested_interrupt_on_every_step_of_vmalloc_fault() {
     // Broken: hardware that loses the invalidate before LDTLB. An interrupt
     // taken before the slow path masks interrupts loads the page; the slow
     // path then loads a second entry for it.
-    assert!(
-        broken(Lost::LOAD_INVALIDATE) > 0,
-        "without the invalidate some placement must double-load the TLB"
-    );
+    assert!(broken(Lost::LOAD_INVALIDATE) > 0, "without the invalidate some placement must double-load the TLB");
     // Hardware that loses kernel flushes still carries out the invalidate
     // before each LDTLB (the Mutant tells them apart): no placement breaks.
     assert_eq!(broken(Lost::KERNEL_FLUSH), 0);

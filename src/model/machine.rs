@@ -73,7 +73,13 @@ impl<'a> Machine<'a> {
 
     /// The same machine in user mode.
     pub fn user(&self) -> Self {
-        Machine { hw: self.hw, mem: self.mem, ctx: self.ctx, user: true, kernel: Mutant::new(self.hw, self.kernel.lost()) }
+        Machine {
+            hw: self.hw,
+            mem: self.mem,
+            ctx: self.ctx,
+            user: true,
+            kernel: Mutant::new(self.hw, self.kernel.lost()),
+        }
     }
 
     /// Reads a 32-bit word (through the operand cache, if the model has one).

@@ -163,8 +163,8 @@ unsafe impl<H: MmuHw> MmuHw for Mutant<H> {
         v
     }
     fn set_mmucr(&self, mut value: u32) {
-        let urc_only = value & hw::MMUCR_TI == 0
-            && self.mmucr_seen.get().is_some_and(|m| (m ^ value) & !hw::MMUCR_URC_MASK == 0);
+        let urc_only =
+            value & hw::MMUCR_TI == 0 && self.mmucr_seen.get().is_some_and(|m| (m ^ value) & !hw::MMUCR_URC_MASK == 0);
         if !urc_only {
             self.settle(false);
         }
