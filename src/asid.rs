@@ -7,8 +7,6 @@
 //! translate for the wrong address space. ASID 0 belongs to `init_mm`
 //! (`swapper_pg_dir`) and is never handed out.
 
-use crate::mutation::{self, Mutation};
-
 /// Number of ASID bits.
 pub const ASID_BITS: u32 = 8;
 const ASID_MASK: u64 = (1 << ASID_BITS) - 1;
@@ -70,7 +68,7 @@ impl AsidAllocator {
             // Generation exhausted: every live ASID is now stale.
             next += 1; // skip ASID 0
             self.rollovers += 1;
-            flush_all = !mutation::enabled(Mutation::AsidRolloverNoFlush);
+            flush_all = true;
         }
         self.last = next;
         *context = next;

@@ -144,9 +144,6 @@ impl KernelTable {
         p: &Platform<H, M, A>,
         pages: PageRange,
     ) {
-        if mutation::enabled(Mutation::UnmapNoCachePurge) {
-            return;
-        }
         // The current run of cached pages: first va and length (0: none).
         // Two plain words, not an Option of a pair: the SH-4 build copies
         // such an aggregate with an out-of-line memcpy on every page.
@@ -183,9 +180,6 @@ impl KernelTable {
         pgd: Frame,
         pages: PageRange,
     ) {
-        if mutation::enabled(Mutation::UnmapNoCachePurge) {
-            return;
-        }
         PageTable::view(&p.mem, pgd).for_each_present(pages.first(), pages.pages(), |page, pte| {
             if pte.cache_attr() != CacheAttr::Uncached {
                 self.purge_frame_at_colour(p, pte.frame(), page.start().colour());

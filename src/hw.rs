@@ -86,7 +86,8 @@ pub enum CacheOp {
 /// only if each method does exactly the documented operation: an
 /// implementation that, say, ignores `irq_save` or an associative write breaks
 /// memory safety of everything mapped through the MMU. Implement it only for
-/// the CPU (`sh4::Sh4Hw`) or a faithful model.
+/// the CPU (`sh4::Sh4Hw`) or a faithful model. (The model's test-only
+/// `Mutant` breaks this on purpose, to show the tests catch it.)
 pub unsafe trait MmuHw {
     /// Reads PTEH.
     fn pteh(&self) -> u32;

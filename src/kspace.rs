@@ -21,7 +21,6 @@ use crate::hw::MmuHw;
 use crate::layout::FIXMAP_START;
 use crate::manager::Platform;
 use crate::memtype::{IoMapping, MemTypes};
-use crate::mutation::{self, Mutation};
 use crate::pgtable::{PageTable, KERNEL_PGDS};
 use crate::pte::{CacheAttr, Prot, Pte, PteFlags};
 use crate::rollback::{not_recorded_here, Step, Undo};
@@ -106,14 +105,7 @@ impl KernelTable {
         self.purge_kernel_range(p, pages);
         let (n, pending) = self.view(&p.mem).unmap(pages.first(), pages.pages(), on_unmap);
         // Kernel pages are shared (SH=1): any ASID finds them.
-        let flush = pending.for_asid(0);
-        if mutation::enabled(Mutation::KernelUnmapNoFlush) {
-            // SAFETY: not safe at all: the deliberately broken variant that
-            // the mutation tests must catch (feature `mutations`, host only).
-            unsafe { flush.ignore() };
-        } else {
-            flush.flush(&p.hw);
-        }
+        pending.for_asid(0).flush(&p.hw);
         n
     }
 

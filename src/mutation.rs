@@ -1,8 +1,25 @@
-//! Deliberately broken variants, for tests that must show they can fail.
+//! Deliberately broken variants of the code, for tests that must show they
+//! can fail.
 //!
 //! With the `mutations` feature a test can switch on one mutation for the
 //! current thread; every mechanism that has a mutation consults it. Without
 //! the feature `enabled` is a constant `false` and the checks vanish.
+//!
+//! Only choices of the code live here: mutations that the hardware can
+//! express (a lost flush, a lost invalidate before LDTLB, a lost MMUCR.TI, a
+//! lost purge) are `model::Mutant`, an `MmuHw` wrapper the manager under
+//! test is built over, with no hook in production code. The four left cannot
+//! be expressed as lost hardware operations:
+//! * [`Mutation::VmallocFaultVmallocOnly`]: which windows the slow path
+//!   repairs is a decision of the fault handler; the hardware only reports
+//!   the miss.
+//! * [`Mutation::MmCreateNoKernelCopy`]: copying `swapper_pg_dir`'s kernel
+//!   entries is a memory write to a page table, not an MMU operation.
+//! * [`Mutation::KmapIgnoresColour`]: the slot choice is address arithmetic;
+//!   every hardware operation still happens, just at the wrong colour.
+//! * [`Mutation::InactiveFlushDataAsid`]: the code omits the PTEH.ASID
+//!   switch around the write; the hardware executes every write it is given
+//!   (and a wrapper dropping PTEH writes would lose those LDTLB needs too).
 
 /// One deliberately broken mechanism.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -10,18 +27,10 @@
 pub enum Mutation {
     /// `vmalloc_fault` only handles the vmalloc window, not consistent/fixmap.
     VmallocFaultVmallocOnly = 1 << 0,
-    /// Kernel unmaps (vfree, iounmap, fixmap unmap, dma free) skip the TLB flush.
-    KernelUnmapNoFlush = 1 << 2,
-    /// ASID rollover does not flush the TLB.
-    AsidRolloverNoFlush = 1 << 3,
     /// Creating an mm does not copy the kernel part of swapper_pg_dir.
     MmCreateNoKernelCopy = 1 << 4,
     /// kmap_coherent picks a slot ignoring the user address's cache colour.
     KmapIgnoresColour = 1 << 5,
-    /// `tlb::load` does not invalidate a possible match before LDTLB.
-    TlbLoadNoInvalidate = 1 << 6,
-    /// Unmapping a cached mapping leaves its operand-cache lines behind.
-    UnmapNoCachePurge = 1 << 7,
     /// A flush for another address space puts its ASID only in the data
     /// word of the associative write (QEMU's reading), not in PTEH.
     InactiveFlushDataAsid = 1 << 8,

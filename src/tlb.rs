@@ -31,9 +31,7 @@ pub fn current_asid<H: MmuHw + ?Sized>(hw: &H) -> u8 {
 pub fn load<H: MmuHw + ?Sized>(hw: &H, page: Page, pte: Pte) {
     let _irq = IrqGuard::new(hw);
     let asid = hw.pteh() & 0xFF;
-    if !mutation::enabled(Mutation::TlbLoadNoInvalidate) {
-        flush_page_current(hw, page, asid as u8);
-    }
+    flush_page_current(hw, page, asid as u8);
     // QEMU advances MMUCR.URC irregularly (not on every UTLB access), so the
     // slot is chosen explicitly: one past the current URC. Consecutive loads
     // never reuse a slot, whatever the hardware did in between.

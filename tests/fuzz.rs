@@ -24,15 +24,19 @@
 //! (`SH4MM_FUZZ_SEED` picks the seed). The summary line reports the ops run
 //! and the invariant checks made.
 //!
-//! `mutants_are_caught` runs short worlds with each mutation the crate has
-//! and requires every one to be detected.
+//! `mutants_are_caught` runs short worlds with each code mutation the crate
+//! has (`sh4_mm::mutation`) and over hardware that loses each kind of
+//! operation the manager relies on (`sh4_mm::model::Mutant`), and requires
+//! every one to be detected.
 
 mod common;
 use common::*;
 use sh4_mm::fault::FaultKind;
+use sh4_mm::hw::CacheOp;
 use sh4_mm::layout;
-use sh4_mm::model::{FrameArena, Machine, MachineError, Sh4Model};
+use sh4_mm::model::{FrameArena, Lost, Machine, MachineError, Mutant, PhysMemory, Sh4Model};
 use sh4_mm::mutation::{self, Mutation};
+use sh4_mm::pgtable::KERNEL_PGDS;
 use sh4_mm::*;
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -137,9 +141,91 @@ struct Stats {
 
 type Res = Result<(), String>;
 
+/// The hardware a world's manager drives: the model through a [`Mutant`]
+/// (faithful for the real runs, losing one kind of operation for the
+/// mutants), or the bare model (to show the faithful wrapper changes
+/// nothing).
+enum WorldHw<'s> {
+    Bare(&'s Sh4Model),
+    Wrapped(Mutant<&'s Sh4Model>),
+}
+
+impl WorldHw<'_> {
+    fn lost(&self) -> Lost {
+        match self {
+            WorldHw::Bare(_) => Lost::empty(),
+            WorldHw::Wrapped(m) => m.lost(),
+        }
+    }
+}
+
+macro_rules! fwd {
+    ($s:expr, $m:ident($($a:expr),*)) => {
+        match $s {
+            WorldHw::Bare(h) => h.$m($($a),*),
+            WorldHw::Wrapped(h) => h.$m($($a),*),
+        }
+    };
+}
+
+// SAFETY: forwards every operation unchanged to the bare model or to the
+// Mutant (test-only hardware: see its own SAFETY comment).
+unsafe impl MmuHw for WorldHw<'_> {
+    fn pteh(&self) -> u32 {
+        fwd!(self, pteh())
+    }
+    fn set_pteh(&self, value: u32) {
+        fwd!(self, set_pteh(value))
+    }
+    fn set_ptel(&self, value: u32) {
+        fwd!(self, set_ptel(value))
+    }
+    fn ttb(&self) -> u32 {
+        fwd!(self, ttb())
+    }
+    fn set_ttb(&self, value: u32) {
+        fwd!(self, set_ttb(value))
+    }
+    fn mmucr(&self) -> u32 {
+        fwd!(self, mmucr())
+    }
+    fn set_mmucr(&self, value: u32) {
+        fwd!(self, set_mmucr(value))
+    }
+    fn ldtlb(&self) {
+        fwd!(self, ldtlb())
+    }
+    fn utlb_addr_write(&self, offset: u32, value: u32) {
+        fwd!(self, utlb_addr_write(offset, value))
+    }
+    fn utlb_data_write(&self, entry: u32, value: u32) {
+        fwd!(self, utlb_data_write(entry, value))
+    }
+    fn cache_op(&self, op: CacheOp, va: u32, len: u32) {
+        fwd!(self, cache_op(op, va, len))
+    }
+    unsafe fn copy_page(&self, dst: u32, src: u32) {
+        // SAFETY: forwarded with the caller's guarantees.
+        unsafe { fwd!(self, copy_page(dst, src)) }
+    }
+    unsafe fn clear_page(&self, dst: u32) {
+        // SAFETY: forwarded with the caller's guarantees.
+        unsafe { fwd!(self, clear_page(dst)) }
+    }
+    fn irq_save(&self) -> u32 {
+        fwd!(self, irq_save())
+    }
+    fn irq_restore(&self, saved: u32) {
+        fwd!(self, irq_restore(saved))
+    }
+    fn in_interrupt(&self) -> bool {
+        fwd!(self, in_interrupt())
+    }
+}
+
 struct World<'s> {
     sys: &'s Sys,
-    mm: Mm<'s>,
+    mm: MemoryManager<WorldHw<'s>, Rc<PhysMemory>, FrameArena>,
     rng: Rng,
     tasks: Vec<TaskMm>,
     expect: Vec<TaskMm>,
@@ -181,10 +267,17 @@ macro_rules! ensure {
 }
 
 impl<'s> World<'s> {
-    fn new(sys: &'s Sys, seed: u64) -> Self {
+    /// A world whose manager (and TLB-exception handler) drive hardware that
+    /// loses the operations in `lost` (nothing, for the real runs); `None`:
+    /// the bare model, without the wrapper.
+    fn new(sys: &'s Sys, seed: u64, lost: Option<Lost>) -> Self {
         sys.model.attach_memory(sys.mem.clone(), true);
         let arena = FrameArena::new(RAM_BASE, RAM_FRAMES - DEVICE_FRAMES - 8);
-        let mm = MemoryManager::new(&sys.model, sys.mem.clone(), arena).expect("manager");
+        let hw = match lost {
+            Some(lost) => WorldHw::Wrapped(Mutant::new(&sys.model, lost)),
+            None => WorldHw::Bare(&sys.model),
+        };
+        let mm = MemoryManager::new(hw, sys.mem.clone(), arena).expect("manager");
         mm.enable_mmu();
         // Cache-block instructions take TLB misses through the kernel's handler.
         sys.model.attach_kernel(mm.fault_context());
@@ -222,7 +315,7 @@ impl<'s> World<'s> {
     }
 
     fn machine(&self) -> Machine<'s> {
-        Machine::new(&self.sys.model, &self.sys.mem, self.mm.fault_context())
+        Machine::new(&self.sys.model, &self.sys.mem, self.mm.fault_context()).losing(self.mm.hw().lost())
     }
 
     fn expected_at(&self, frame: Frame, off: u32) -> u32 {
@@ -551,6 +644,12 @@ impl<'s> World<'s> {
         }
         match self.mm.mm_create() {
             Ok(id) => {
+                // The new table starts with swapper_pg_dir's kernel part (what
+                // vmalloc_fault would otherwise have to repair, invisibly).
+                let pgd = self.mm.pgd(id).map_err(|e| format!("pgd of a new mm: {e:?}"))?;
+                let (new, swapper) = (table(&self.sys.mem, pgd), table(&self.sys.mem, self.mm.swapper_pg_dir()));
+                let differ = KERNEL_PGDS.filter(|&i| new.pgd_raw(i) != swapper.pgd_raw(i)).count();
+                ensure!(self, differ == 0, "mm_create: {differ} kernel first-level entries are not swapper_pg_dir's");
                 self.mms.insert(key(id), ShMm { users: 1, count: 1, pages: BTreeMap::new(), regions: BTreeSet::new() });
                 self.tasks.push(TaskMm::user(id));
                 self.expect.push(TaskMm::user(id));
@@ -961,10 +1060,11 @@ impl<'s> World<'s> {
         let target = if self.rng.chance(3) { self.irq_target(exclude) } else { None };
         let seen = Rc::new(RefCell::new(None));
         if let Some((va, _)) = target {
-            let (mem, ctx, s) = (self.sys.mem.clone(), self.mm.fault_context(), seen.clone());
+            let (mem, ctx, s, lost) =
+                (self.sys.mem.clone(), self.mm.fault_context(), seen.clone(), self.mm.hw().lost());
             let at = self.sys.model.ops() + 1 + self.rng.below(400);
             self.sys.model.schedule_irq(at, move |hw: &Sh4Model| {
-                *s.borrow_mut() = Some(Machine::new(hw, &mem, ctx).read_u32(va));
+                *s.borrow_mut() = Some(Machine::new(hw, &mem, ctx).losing(lost).read_u32(va));
             });
         }
         let r = f(self);
@@ -1372,14 +1472,15 @@ fn fill(sys: &Sys, f: Frame, seed: u32) {
     }
 }
 
-/// Runs worlds of `WORLD_OPS` operations until `ops` ran; the first failure
-/// is returned with its seed and operation number.
-fn run(seed: u64, ops: u64) -> Result<Stats, String> {
+/// Runs worlds of `WORLD_OPS` operations until `ops` ran, over hardware that
+/// loses `lost`; the first failure is returned with its seed and operation
+/// number.
+fn run(seed: u64, ops: u64, lost: Lost) -> Result<Stats, String> {
     let mut total = Stats::default();
     let mut world_seed = seed;
     while total.ops < ops {
         let sys = Sys::new();
-        let mut w = World::new(&sys, world_seed);
+        let mut w = World::new(&sys, world_seed, Some(lost));
         let n = WORLD_OPS.min(ops - total.ops);
         for _ in 0..n {
             if let Err(e) = w.step() {
@@ -1411,7 +1512,7 @@ fn randomized_operations_against_the_shadow() {
     let ops = env_u64("SH4MM_FUZZ_OPS", 30_000);
     let seed = env_u64("SH4MM_FUZZ_SEED", 0x5348_344D_4D21);
     let t = std::time::Instant::now();
-    match run(seed, ops) {
+    match run(seed, ops, Lost::empty()) {
         Ok(s) => println!(
             "fuzz: seed {seed:#x}: {} ops in {} worlds, {} invariant checks, {} data accesses, {} expected errors ({} injected allocation failures), {} interrupts inside operations, {} ASID rollovers, {} reads of pages unmapped while their mm slept, 0 failures ({:.1} s)",
             s.ops, s.worlds, s.checks, s.accesses, s.expected_errors, s.injected_failures, s.interrupts, s.rollovers, s.inactive_probes, t.elapsed().as_secs_f64()
@@ -1420,24 +1521,68 @@ fn randomized_operations_against_the_shadow() {
     }
 }
 
-/// Each mutation of the crate breaks one mechanism; a short run must catch
-/// every one of them.
+/// Each code mutation of the crate breaks one mechanism, and each hardware
+/// mutant loses one kind of operation; a short run must catch every one of
+/// them.
 #[test]
 fn mutants_are_caught() {
     let ops = env_u64("SH4MM_FUZZ_MUTANT_OPS", 20_000);
     for m in [
-        Mutation::KernelUnmapNoFlush,
-        Mutation::AsidRolloverNoFlush,
         Mutation::KmapIgnoresColour,
         Mutation::VmallocFaultVmallocOnly,
-        Mutation::TlbLoadNoInvalidate,
-        Mutation::UnmapNoCachePurge,
         Mutation::InactiveFlushDataAsid,
+        Mutation::MmCreateNoKernelCopy,
     ] {
-        let r = mutation::with(m, || run(0xFEED, ops));
-        match r {
-            Err(e) => println!("mutant {m:?} caught: {e}"),
-            Ok(s) => panic!("mutant {m:?} survived {} ops", s.ops),
+        match mutation::with(m, || run(0xFEED, ops, Lost::empty())) {
+            Err(e) => println!("code mutation {m:?} caught: {e}"),
+            Ok(s) => panic!("code mutation {m:?} survived {} ops", s.ops),
         }
     }
+    for lost in [Lost::KERNEL_FLUSH, Lost::LOAD_INVALIDATE, Lost::FLUSH_ALL, Lost::PURGE] {
+        match run(0xFEED, ops, lost) {
+            Err(e) => println!("hardware mutant {lost:?} caught: {e}"),
+            Ok(s) => panic!("hardware mutant {lost:?} survived {} ops", s.ops),
+        }
+    }
+}
+
+/// Everything a world leaves observable: its result and counters, the model's
+/// operation count, event log and TLB, and the contents of all of RAM.
+fn world_trace(seed: u64, ops: u64, lost: Option<Lost>) -> (String, u64, Vec<sh4_mm::model::HwEvent>, String, u64) {
+    let sys = Sys::new();
+    let mut w = World::new(&sys, seed, lost);
+    let mut r = Ok(());
+    for _ in 0..ops {
+        r = w.step();
+        if r.is_err() {
+            break;
+        }
+    }
+    let result = format!("{r:?} {:?}", w.stats);
+    let mut ram = 0u64;
+    for k in 0..RAM_FRAMES * 1024 {
+        let word = sys.mem.read_u32(PhysAddr::new(RAM_BASE + k * 4).unwrap());
+        ram = ram.wrapping_mul(0x100_0000_01B3).wrapping_add(word as u64);
+    }
+    (result, sys.model.ops(), sys.model.take_events(), format!("{:?}", sys.model.utlb()), ram)
+}
+
+/// The faithful wrapper the fuzzer's manager runs over is invisible: a whole
+/// world over `Mutant::faithful(&model)` and over the bare `&model` leave
+/// the same results, counters, hardware operation count, event log, TLB and
+/// RAM. (A wrapper that loses something does not: the comparison can fail.)
+#[test]
+fn faithful_wrapper_is_invisible_for_a_whole_world() {
+    let ops = env_u64("SH4MM_FUZZ_INVISIBLE_OPS", WORLD_OPS);
+    let bare = world_trace(0x1D1E, ops, None);
+    let wrapped = world_trace(0x1D1E, ops, Some(Lost::empty()));
+    assert!(bare.0.starts_with("Ok(())"), "{}", bare.0);
+    assert!(bare.2.len() > 1000, "the world did hardware work: {} events", bare.2.len());
+    assert_eq!(bare.0, wrapped.0, "results and counters");
+    assert_eq!(bare.1, wrapped.1, "hardware operations");
+    assert!(bare.2 == wrapped.2, "event logs differ");
+    assert_eq!(bare.3, wrapped.3, "UTLB");
+    assert_eq!(bare.4, wrapped.4, "RAM");
+    let lossy = world_trace(0x1D1E, ops, Some(Lost::PURGE));
+    assert!(lossy.2 != bare.2, "a wrapper that loses purges must be visible");
 }

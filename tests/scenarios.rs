@@ -1,12 +1,13 @@
 //! The known failures, re-created on the model. Each scenario runs once as
 //! written (must pass) and once with the mechanism deliberately broken
-//! (`sh4_mm::mutation`), where it must fail: proof the test can fail.
+//! (a code mutation, `sh4_mm::mutation`, or hardware that loses an operation,
+//! `sh4_mm::model::Mutant`), where it must fail: proof the test can fail.
 
 mod common;
 use common::*;
 use sh4_mm::fault::FaultKind;
 use sh4_mm::layout::CONSISTENT_START;
-use sh4_mm::model::{Machine, MachineError, Sh4Model};
+use sh4_mm::model::{Lost, Machine, MachineError, Sh4Model};
 use sh4_mm::mutation::{self, Mutation};
 use sh4_mm::*;
 use std::cell::RefCell;
@@ -67,9 +68,9 @@ struct Run {
 /// entry, one in another entry). The main flow reads X; an interrupt lands on
 /// hardware operation `k` of the miss path and touches X, X+4K (same entry)
 /// and Y (another unsynced entry).
-fn nested_irq_during_vmalloc_fault(k: Option<u64>) -> Run {
+fn nested_irq_during_vmalloc_fault(k: Option<u64>, lost: Lost) -> Run {
     let sys = Sys::new();
-    let mut mm = sys.manager();
+    let mut mm = sys.manager_losing(lost);
     let p = mm.mm_create().unwrap();
     mm.switch_mm(p).unwrap();
     let x = mm.vmalloc(2 * 4096).unwrap().as_u32();
@@ -91,7 +92,7 @@ fn nested_irq_during_vmalloc_fault(k: Option<u64>) -> Run {
     if let Some(k) = k {
         let (mem, r) = (sys.mem.clone(), results.clone());
         sys.model.schedule_irq(sys.model.ops() + k, move |hw: &Sh4Model| {
-            let m = Machine::new(hw, &mem, ctx);
+            let m = Machine::new(hw, &mem, ctx).losing(lost);
             for va in [x, x + 4096, y] {
                 r.borrow_mut().push(m.read_u32(va));
             }
@@ -118,35 +119,33 @@ fn run_ok(r: &Run) -> bool {
 
 #[test]
 fn nested_interrupt_on_every_step_of_vmalloc_fault() {
-    let base = nested_irq_during_vmalloc_fault(None);
+    let base = nested_irq_during_vmalloc_fault(None, Lost::empty());
     assert!(run_ok(&base), "{base:?}");
     // Every hardware operation of the miss path (exception, fast path, slow
     // path with vmalloc_fault, retry): the interrupt must land on each.
     let n = base.ops;
     assert!(n > 10, "the miss path has {n} operations");
     for k in 1..=n {
-        let r = nested_irq_during_vmalloc_fault(Some(k));
+        let r = nested_irq_during_vmalloc_fault(Some(k), Lost::empty());
         assert!(r.delivered, "interrupt at op {k} of {n} was never taken");
         assert!(run_ok(&r), "interrupt at op {k}: {r:?}");
     }
-    let broken = |m: Mutation| {
-        (1..=n).filter(|&k| !run_ok(&mutation::with(m, || nested_irq_during_vmalloc_fault(Some(k))))).count()
-    };
-    // Broken: LDTLB without invalidating first. An interrupt taken before
-    // the slow path masks interrupts loads the page; the slow path then
-    // loads a second entry for it.
-    assert!(
-        broken(Mutation::TlbLoadNoInvalidate) > 0,
-        "without the invalidate some placement must double-load the TLB"
-    );
+    let broken = |lost: Lost| (1..=n).filter(|&k| !run_ok(&nested_irq_during_vmalloc_fault(Some(k), lost))).count();
+    // Broken: hardware that loses the invalidate before LDTLB. An interrupt
+    // taken before the slow path masks interrupts loads the page; the slow
+    // path then loads a second entry for it.
+    assert!(broken(Lost::LOAD_INVALIDATE) > 0, "without the invalidate some placement must double-load the TLB");
+    // Hardware that loses kernel flushes still carries out the invalidate
+    // before each LDTLB (the Mutant tells them apart): no placement breaks.
+    assert_eq!(broken(Lost::KERNEL_FLUSH), 0);
 }
 
 /// A kernel page is unmapped and its address handed out again while its
 /// shared (SH=1) TLB entry may still be cached: a read between the unmap and
 /// the remap, then the remap (which preloads the entry) and a read.
-fn fixmap_remap() -> (Result<u32, MachineError>, Result<u32, MachineError>, u32) {
+fn fixmap_remap(lost: Lost) -> (Result<u32, MachineError>, Result<u32, MachineError>, u32) {
     let sys = Sys::new();
-    let mut mm = sys.manager();
+    let mut mm = sys.manager_losing(lost);
     let (f1, f2) = (data_frame(&mut mm, 0xF1), data_frame(&mut mm, 0xF2));
     let slot = mm.fixmap_alloc().unwrap();
     let va = mm.fixmap_map(slot, f1, Prot::KernelRw, CacheAttr::WriteBack).unwrap();
@@ -159,9 +158,9 @@ fn fixmap_remap() -> (Result<u32, MachineError>, Result<u32, MachineError>, u32)
     (between, r, sys.model.multi_hits() + sys.model.latent_duplicates())
 }
 
-fn vmalloc_reuse() -> Result<u32, MachineError> {
+fn vmalloc_reuse(lost: Lost) -> Result<u32, MachineError> {
     let sys = Sys::new();
-    let mut mm = sys.manager();
+    let mut mm = sys.manager_losing(lost);
     let m = sys.machine(&mm);
     let a = mm.vmalloc(4096).unwrap();
     m.write_u32(a.as_u32(), 0xDEAD)?;
@@ -176,31 +175,30 @@ fn vmalloc_reuse() -> Result<u32, MachineError> {
 
 #[test]
 fn kernel_unmap_remap_with_stale_shared_entry() {
-    let (between, after, dups) = fixmap_remap();
+    let (between, after, dups) = fixmap_remap(Lost::empty());
     assert!(matches!(between, Err(MachineError::Fault(i)) if i.kind == FaultKind::NotMapped), "{between:?}");
     assert_eq!((after, dups), (Ok(0xF2), 0));
-    // Unmap without its flush: the stale entry still translates.
-    let (between, after, dups) = mutation::with(Mutation::KernelUnmapNoFlush, fixmap_remap);
+    // The unmap's flush is lost: the stale entry still translates.
+    let (between, after, dups) = fixmap_remap(Lost::KERNEL_FLUSH);
     assert!(matches!(between, Err(MachineError::StaleTranslation { .. })), "{between:?}");
     // The preload's own invalidate repairs the remap...
     assert_eq!((after, dups), (Ok(0xF2), 0));
     // ...and without it too, preloading over the stale entry is a multiple hit.
-    let (_, after, dups) =
-        mutation::with(Mutation::KernelUnmapNoFlush, || mutation::with(Mutation::TlbLoadNoInvalidate, fixmap_remap));
+    let (_, after, dups) = fixmap_remap(Lost::KERNEL_FLUSH | Lost::LOAD_INVALIDATE);
     assert!(dups > 0, "preloading over a stale entry must be seen as a multiple hit");
     assert!(matches!(after, Err(MachineError::MultipleHit(_))), "{after:?}");
 
-    assert_eq!(vmalloc_reuse(), Ok(0));
-    let r = mutation::with(Mutation::KernelUnmapNoFlush, vmalloc_reuse);
+    assert_eq!(vmalloc_reuse(Lost::empty()), Ok(0));
+    let r = vmalloc_reuse(Lost::KERNEL_FLUSH);
     assert!(matches!(r, Err(MachineError::StaleTranslation { .. })), "stale entry must be caught: {r:?}");
 }
 
 /// Process A runs with the first ASID of a generation and leaves a TLB entry;
 /// 254 more address spaces exhaust the ASIDs; process B, created after the
 /// rollover, gets A's old ASID and maps the same address to other data.
-fn asid_rollover() -> Result<u32, MachineError> {
+fn asid_rollover(lost: Lost) -> Result<u32, MachineError> {
     let sys = Sys::new();
-    let mut mm = sys.manager();
+    let mut mm = sys.manager_losing(lost);
     let va = 0x0010_0000;
     let pg = Page::containing(VirtAddr::new(va));
     let fa = data_frame(&mut mm, 0xAAAA);
@@ -231,8 +229,9 @@ fn asid_rollover() -> Result<u32, MachineError> {
 
 #[test]
 fn asid_rollover_with_live_mms() {
-    assert_eq!(asid_rollover(), Ok(0xBBBB));
-    let r = mutation::with(Mutation::AsidRolloverNoFlush, asid_rollover);
+    assert_eq!(asid_rollover(Lost::empty()), Ok(0xBBBB));
+    // The rollover's MMUCR.TI is lost: B reads through A's entry.
+    let r = asid_rollover(Lost::FLUSH_ALL);
     assert!(matches!(r, Err(MachineError::StaleTranslation { .. })), "{r:?}");
 }
 

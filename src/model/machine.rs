@@ -1,7 +1,7 @@
 //! A CPU that executes single accesses against the model, taking TLB
 //! exceptions the way the kernel does.
 
-use super::{Caching, PhysMemory, Sh4Model};
+use super::{Caching, Lost, Mutant, PhysMemory, Sh4Model};
 use crate::addr::Frame;
 use crate::addr::{PhysAddr, Region, VirtAddr};
 use crate::fault::{self, Exception, FaultContext, FaultInfo, FaultOutcome};
@@ -42,6 +42,10 @@ pub struct Machine<'a> {
     pub ctx: FaultContext,
     /// Accesses are made in user mode.
     pub user: bool,
+    /// What the kernel's TLB-exception handler (fast and slow path) drives:
+    /// `hw` itself, or `hw` losing what the manager's hardware loses
+    /// ([`Self::losing`]), since the handler is kernel code too.
+    kernel: Mutant<&'a Sh4Model>,
 }
 
 impl<'a> Machine<'a> {
@@ -50,7 +54,14 @@ impl<'a> Machine<'a> {
     /// operations take TLB misses like the CPU.
     pub fn new(hw: &'a Sh4Model, mem: &'a PhysMemory, ctx: FaultContext) -> Self {
         hw.attach_kernel(ctx);
-        Machine { hw, mem, ctx, user: false }
+        Machine { hw, mem, ctx, user: false, kernel: Mutant::faithful(hw) }
+    }
+
+    /// The same machine whose TLB-exception handler drives the hardware
+    /// through a [`Mutant`] losing `lost` (the CPU's own translation, caches
+    /// and exceptions stay the true model).
+    pub fn losing(self, lost: Lost) -> Self {
+        Machine { kernel: Mutant::new(self.hw, lost), ..self }
     }
 
     /// Translates a privileged data access the way the CPU does (TLB miss →
@@ -62,7 +73,13 @@ impl<'a> Machine<'a> {
 
     /// The same machine in user mode.
     pub fn user(&self) -> Self {
-        Machine { hw: self.hw, mem: self.mem, ctx: self.ctx, user: true }
+        Machine {
+            hw: self.hw,
+            mem: self.mem,
+            ctx: self.ctx,
+            user: true,
+            kernel: Mutant::new(self.hw, self.kernel.lost()),
+        }
     }
 
     /// Reads a 32-bit word (through the operand cache, if the model has one).
@@ -120,14 +137,14 @@ impl<'a> Machine<'a> {
                     // Exception entry: BL=1. The fast path runs blocked.
                     self.hw.set_bl(true);
                     let is_miss = code == expevt::TLB_MISS_READ || code == expevt::TLB_MISS_WRITE;
-                    if is_miss && fault::fast_path(self.hw, self.mem, v, write) {
+                    if is_miss && fault::fast_path(&self.kernel, self.mem, v, write) {
                         self.hw.set_bl(false); // rte
                         continue;
                     }
                     // Slow path: frame saved, BL cleared, IMASK as interrupted.
                     self.hw.set_bl(false);
                     let exc = Exception { expevt: code, tea: v, user: self.user };
-                    match fault::handle_tlb_exception(self.hw, self.mem, &self.ctx, &exc) {
+                    match fault::handle_tlb_exception(&self.kernel, self.mem, &self.ctx, &exc) {
                         FaultOutcome::Retry => continue,
                         FaultOutcome::User(i) | FaultOutcome::Oops(i) => return Err(MachineError::Fault(i)),
                     }

@@ -12,6 +12,9 @@
 //!   fast path with BL=1 → slow path ([`crate::fault::handle_tlb_exception`])
 //!   → retry, and checks that every translation the TLB produced agrees with
 //!   the page tables (a stale entry is reported, not silently used).
+//! * [`Mutant`] wraps the model (or any [`crate::MmuHw`]) and loses one kind
+//!   of operation (a flush, a load's invalidate, MMUCR.TI, a purge): the
+//!   mutations the hardware can express, for tests that must show they fail.
 //! * [`OpCache`] (attached with [`Sh4Model::attach_memory`]) models the
 //!   virtually indexed operand cache, so that aliasing bugs become visible.
 
@@ -21,8 +24,10 @@ mod cache;
 mod machine;
 mod mem;
 mod mmu;
+mod mutant;
 
 pub use cache::{Caching, OpCache};
 pub use machine::{Machine, MachineError};
 pub use mem::{FrameArena, PhysMemory};
 pub use mmu::{HwEvent, Sh4Model, TlbEntry};
+pub use mutant::{Lost, Mutant};

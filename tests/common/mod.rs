@@ -2,7 +2,7 @@
 //! allocator and a memory manager over them.
 #![allow(dead_code)]
 
-use sh4_mm::model::{FrameArena, Machine, PhysMemory, Sh4Model};
+use sh4_mm::model::{FrameArena, Lost, Machine, Mutant, PhysMemory, Sh4Model};
 use sh4_mm::pgtable::{PageTable, ENTRIES};
 use sh4_mm::{Frame, MemoryManager, MmId, PhysAccess, PhysAddr};
 use std::rc::Rc;
@@ -10,7 +10,9 @@ use std::rc::Rc;
 pub const RAM_BASE: u32 = 0x0C00_0000;
 pub const RAM_FRAMES: u32 = 1024; // 4 MiB
 
-pub type Mm<'a> = MemoryManager<&'a Sh4Model, Rc<PhysMemory>, FrameArena>;
+/// The manager under test drives the model through a [`Mutant`]: transparent
+/// (`Lost::empty()`) unless a test makes it lose one kind of operation.
+pub type Mm<'a> = MemoryManager<Mutant<&'a Sh4Model>, Rc<PhysMemory>, FrameArena>;
 
 pub struct Sys {
     pub model: Sh4Model,
@@ -23,14 +25,21 @@ impl Sys {
     }
 
     pub fn manager(&self) -> Mm<'_> {
-        let mm =
-            MemoryManager::new(&self.model, self.mem.clone(), FrameArena::new(RAM_BASE, RAM_FRAMES)).expect("manager");
+        self.manager_losing(Lost::empty())
+    }
+
+    /// A manager over hardware that loses the operations in `lost`.
+    pub fn manager_losing(&self, lost: Lost) -> Mm<'_> {
+        let hw = Mutant::new(&self.model, lost);
+        let mm = MemoryManager::new(hw, self.mem.clone(), FrameArena::new(RAM_BASE, RAM_FRAMES)).expect("manager");
         mm.enable_mmu();
         mm
     }
 
+    /// The CPU; its TLB-exception handler is kernel code and loses what the
+    /// manager's hardware loses.
     pub fn machine<'a>(&'a self, mm: &Mm<'a>) -> Machine<'a> {
-        Machine::new(&self.model, &self.mem, mm.fault_context())
+        Machine::new(&self.model, &self.mem, mm.fault_context()).losing(mm.hw().lost())
     }
 }
 
