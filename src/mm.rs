@@ -314,7 +314,7 @@ impl AddressSpaces {
     ) -> MmResult<()> {
         self.data_mut(id)?.context = NO_CONTEXT;
         if self.active == id {
-            let (_, a) = self.assign_asid(id).ok_or_else(|| bad(id))?;
+            let a = self.assign_asid(id).ok_or_else(|| bad(id))?;
             if a.flush_all {
                 tlb::flush_all(&p.hw);
             }
@@ -323,13 +323,14 @@ impl AddressSpaces {
         Ok(())
     }
 
-    /// `id`'s first-level table and its ASID (assigned now if its context
-    /// is from an older generation): one slot lookup, no hardware access.
-    fn assign_asid(&mut self, id: MmId) -> Option<(Frame, Assigned)> {
+    /// `id`'s ASID, assigned now if its context is from an older generation
+    /// (and whether the TLB must be flushed first): one slot lookup, no
+    /// hardware access. Returns the small `Assigned` alone: a pair with the
+    /// pgd would be returned through memory and copied with a call to memcpy
+    /// in the SH-4 build (79 of switch_mm's instructions).
+    fn assign_asid(&mut self, id: MmId) -> Option<Assigned> {
         let data = self.slots.get_mut(id.index as usize).filter(|s| s.gen == id.gen).and_then(|s| s.data.as_mut())?;
-        let a =
-            if id == INIT_MM { Assigned { asid: 0, flush_all: false } } else { self.asids.assign(&mut data.context) };
-        Some((data.pgd, a))
+        Some(if id == INIT_MM { Assigned { asid: 0, flush_all: false } } else { self.asids.assign(&mut data.context) })
     }
 
     /// See [`crate::MemoryManager::switch_mm`].
@@ -338,7 +339,8 @@ impl AddressSpaces {
         p: &Platform<H, M, A>,
         next: MmId,
     ) -> MmResult<()> {
-        let (pgd, a) = self.assign_asid(next).ok_or_else(|| bad(next))?;
+        let a = self.assign_asid(next).ok_or_else(|| bad(next))?;
+        let Some(&MmData { pgd, .. }) = self.slot(next) else { return Err(bad(next)) };
         {
             let _irq = IrqGuard::new(&p.hw);
             p.hw.set_ttb(pgd.start().to_p1().as_u32());
