@@ -275,6 +275,7 @@ impl DeferredFrees {
     }
 
     /// Queued frees.
+    #[inline(always)]
     pub(crate) fn len(&self) -> usize {
         self.len
     }

@@ -132,14 +132,17 @@ impl<H: MmuHw, M: PhysAccess, A: FrameAllocator> MemoryManager<H, M, A> {
         if self.p.hw.in_interrupt() {
             return Err(MmError::InInterrupt);
         }
-        self.run_deferred();
+        // The common case (nothing queued) without a call.
+        if self.deferred.len() != 0 {
+            self.run_deferred();
+        }
         Ok(())
     }
 
     /// Entry of an operation allowed everywhere: in task context the queued
     /// frees are done first (in an interrupt handler they wait).
     fn any_context(&mut self) {
-        if !self.p.hw.in_interrupt() {
+        if !self.p.hw.in_interrupt() && self.deferred.len() != 0 {
             self.run_deferred();
         }
     }
@@ -151,7 +154,9 @@ impl<H: MmuHw, M: PhysAccess, A: FrameAllocator> MemoryManager<H, M, A> {
     /// than a leak or an error the handler could only leak on).
     fn defer_free(&mut self, item: Deferred) -> Option<MmResult<()>> {
         if !self.p.hw.in_interrupt() {
-            self.run_deferred();
+            if self.deferred.len() != 0 {
+                self.run_deferred();
+            }
             return None;
         }
         let (va, live) = match item {
