@@ -8,6 +8,11 @@
 //! * Two counts, as in Linux: `users` (tasks sharing the address space; at 0
 //!   the user mappings are torn down) and `count` (references to the
 //!   structure and its first-level table; the users together hold one).
+//!
+//! `AddressSpaces` owns all of it privately: the slots behind the
+//! generation-checked [`MmId`] handles, the ASID allocator and the active mm,
+//! and the user mappings (map, unmap, protect: each flushed under the mm's
+//! own ASID, which need not be the running one).
 
 use crate::addr::{Frame, Page, PageRange, PhysAddr, Region, VirtAddr};
 use crate::asid::{AsidAllocator, Assigned, NO_CONTEXT};
