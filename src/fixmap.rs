@@ -158,7 +158,7 @@ impl Fixmap {
         if io.is_freed() {
             return Err(MmError::BadHandle(Handle::Reservation(io.frames().first().start())));
         }
-        let frame = io.frame(index).ok_or(MmError::Overflow)?;
+        let frame = io.frames().get(index).ok_or(MmError::Overflow)?;
         let mut undo = Undo::new();
         let r = (|| {
             let slot = self.alloc()?;
@@ -187,7 +187,7 @@ impl Fixmap {
         let pte = Self::entry(table, &p.mem, slot).ok_or(MmError::NotMapped(va))?;
         if !self.claimed(slot)
             || !pte.flags().contains(PteFlags::SPECIAL)
-            || !io.contains(pte.frame())
+            || !io.frames().contains(pte.frame())
             || io.mapped() == 0
         {
             return Err(bad_slot(slot));

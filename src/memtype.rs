@@ -299,13 +299,22 @@ impl MemTypes {
         for (i, f) in frames.clone().enumerate() {
             let r = if checked { self.reserve_unchecked(f.pfn(), 1, attr) } else { self.reserve(f.pfn(), 1, attr) };
             if let Err(e) = r {
-                for g in frames.take(i) {
-                    crate::rollback::undo_one(self.release(g.pfn(), 1, attr));
-                }
+                crate::rollback::undo_one(self.release_each(frames.take(i), attr));
                 return Err(e);
             }
         }
         Ok(())
+    }
+
+    /// Undoes [`Self::reserve_each`]: one one-frame release per frame. Every
+    /// frame is released even after a failure; the first error is returned.
+    pub(crate) fn release_each(&mut self, frames: impl Iterator<Item = Frame>, attr: CacheAttr) -> MmResult<()> {
+        let mut first = Ok(());
+        for f in frames {
+            let r = self.release(f.pfn(), 1, attr);
+            first = first.and(r);
+        }
+        first
     }
 
     /// Releases the reservation of a PTE that is going away: its frame's
@@ -659,8 +668,7 @@ impl core::fmt::Debug for MemTypes {
 /// alias out, so it cannot end while a page is still mapped.
 #[derive(Debug, PartialEq, Eq)]
 pub struct IoMapping {
-    first: Frame,
-    pages: u32,
+    frames: FrameRange,
     attr: CacheAttr,
     mapped: u32,
     freed: bool,
@@ -669,7 +677,7 @@ pub struct IoMapping {
 impl IoMapping {
     /// Pages in the range.
     pub fn pages(&self) -> u32 {
-        self.pages
+        self.frames.frames()
     }
     /// Pages currently mapped through [`crate::MemoryManager::io_mapping_map`].
     pub fn mapped(&self) -> u32 {
@@ -677,28 +685,17 @@ impl IoMapping {
     }
     /// A new io-mapping over `frames`, reserved with `attr` by the caller.
     pub(crate) fn new(frames: FrameRange, attr: CacheAttr) -> Self {
-        IoMapping { first: frames.first(), pages: frames.frames(), attr, mapped: 0, freed: false }
+        IoMapping { frames, attr, mapped: 0, freed: false }
     }
-    /// The range (for the handle in an error).
+    /// The reserved range.
     pub(crate) fn frames(&self) -> FrameRange {
-        FrameRange::new(self.first, self.pages).unwrap_or(FrameRange::one(self.first))
+        self.frames
     }
     pub(crate) fn attr(&self) -> CacheAttr {
         self.attr
     }
     pub(crate) fn is_freed(&self) -> bool {
         self.freed
-    }
-    pub(crate) fn contains(&self, frame: Frame) -> bool {
-        frame.pfn().wrapping_sub(self.first.pfn()) < self.pages
-    }
-    /// Page `index`, if inside the range.
-    pub(crate) fn frame(&self, index: u32) -> Option<Frame> {
-        if index < self.pages {
-            self.first.offset(index)
-        } else {
-            None
-        }
     }
     pub(crate) fn mapped_one(&mut self) {
         self.mapped += 1;

@@ -137,7 +137,7 @@ impl AddressSpaces {
     }
 
     fn slot_mut(&mut self, id: MmId) -> Option<&mut MmData> {
-        self.slots.get_mut(id.index as usize).filter(|s| s.gen == id.gen).and_then(|s| s.data.as_mut())
+        slot_in(&mut self.slots, id)
     }
 
     fn data(&self, id: MmId) -> MmResult<&MmData> {
@@ -334,7 +334,8 @@ impl AddressSpaces {
     /// pgd would be returned through memory and copied with a call to memcpy
     /// in the SH-4 build (79 of switch_mm's instructions).
     fn assign_asid(&mut self, id: MmId) -> Option<Assigned> {
-        let data = self.slots.get_mut(id.index as usize).filter(|s| s.gen == id.gen).and_then(|s| s.data.as_mut())?;
+        // The slots alone are borrowed, so the ASID allocator stays free.
+        let data = slot_in(&mut self.slots, id)?;
         Some(if id == INIT_MM { Assigned { asid: 0, flush_all: false } } else { self.asids.assign(&mut data.context) })
     }
 
@@ -455,7 +456,7 @@ impl AddressSpaces {
             })
         })();
         undo.finish(r, |step| match step {
-            Step::FrameListMemtypes(attr) => frames.iter().try_for_each(|f| memtypes.release(f.pfn(), 1, attr)),
+            Step::FrameListMemtypes(attr) => memtypes.release_each(frames.iter(), attr),
             other => not_recorded_here(other),
         })
     }
@@ -549,6 +550,11 @@ impl AddressSpaces {
     pub(crate) fn user_pte_pages<M: PhysAccess>(&self, mem: &M, mm: MmId) -> MmResult<usize> {
         Ok(PageTable::view(mem, self.data(mm)?.pgd).count_tables(USER_PGDS))
     }
+}
+
+/// The live slot `id` names, if any.
+fn slot_in(slots: &mut [MmSlot], id: MmId) -> Option<&mut MmData> {
+    slots.get_mut(id.index as usize).filter(|s| s.gen == id.gen).and_then(|s| s.data.as_mut())
 }
 
 /// `count` user pages from `start`, all inside P0.

@@ -10,7 +10,7 @@
 //! tests and the fuzzer run with debug assertions). A release build skips a
 //! failed undo step rather than panicking in the middle of an error path.
 
-use crate::addr::{Frame, FrameRange};
+use crate::addr::FrameRange;
 use crate::error::{MmError, MmResult};
 use crate::pte::CacheAttr;
 
@@ -111,14 +111,6 @@ pub(crate) fn undo_one(undone: MmResult<()>) {
     debug_assert!(undone.is_ok(), "undo failed: {undone:?}");
 }
 
-/// Gives frames back to the allocator one by one (pages that were allocated
-/// one at a time, like vmalloc's).
-pub(crate) fn free_each(alloc: &mut dyn crate::frame::FrameAllocator, frames: impl IntoIterator<Item = Frame>) {
-    for f in frames {
-        alloc.free(f, 1);
-    }
-}
-
 /// The undo of a step kind that the operation never records: reported as
 /// a failed undo (so the `debug_assert!` in [`Undo::finish`] names it).
 pub(crate) fn not_recorded_here(_step: Step) -> MmResult<()> {
@@ -128,6 +120,7 @@ pub(crate) fn not_recorded_here(_step: Step) -> MmResult<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::addr::Frame;
     use alloc::vec::Vec;
 
     fn frames(pfn: u32, n: u32) -> FrameRange {

@@ -14,7 +14,7 @@ use crate::layout::{VMALLOC_END, VMALLOC_START};
 use crate::manager::Platform;
 use crate::memtype::MemTypes;
 use crate::pte::{CacheAttr, Prot, PteFlags};
-use crate::rollback::{self, not_recorded_here, Step, Undo};
+use crate::rollback::{not_recorded_here, Step, Undo};
 use crate::window::{Area, RangeAllocator};
 use alloc::vec::Vec;
 
@@ -81,10 +81,10 @@ impl VmallocWindow {
         undo.finish(r, |step| match step {
             Step::VmallocArea(start) => self.areas.free(start).map(drop),
             Step::FrameList => {
-                rollback::free_each(&mut p.alloc, frames.iter().copied());
+                frames.iter().for_each(|&f| p.alloc.free(f, 1));
                 Ok(())
             }
-            Step::FrameListMemtypes(attr) => frames.iter().try_for_each(|f| memtypes.release(f.pfn(), 1, attr)),
+            Step::FrameListMemtypes(attr) => memtypes.release_each(frames.iter().copied(), attr),
             other => not_recorded_here(other),
         })
     }
